@@ -1,0 +1,47 @@
+"Packaging: what a user gets from `pip install`, and what README promises."
+import importlib.metadata, re, sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT/'tools'))
+import make_readme
+
+
+def test_version_is_single_sourced():
+    import gdnn_nb
+    assert importlib.metadata.version('gdnn_nb') == gdnn_nb.__version__
+
+
+def test_public_similarity_api():
+    from gdnn_nb.similarity import (neuron_weights, similarity_matrix, similarity_values, similarity_stats,
+                                    similarity_loss, similarity_hist, plot_similarity)
+    import torch
+    C = similarity_matrix(torch.eye(3))
+    assert torch.equal(C, torch.eye(3))
+
+
+def test_nbdev_config():
+    from nbdev.config import get_config
+    cfg = get_config(ROOT)
+    assert cfg.lib_path == ROOT/'gdnn_nb' and cfg.nbs_path == ROOT/'nbs'
+    assert 'slow' in cfg.tst_flags.split()
+
+
+def test_every_numbered_notebook_is_in_the_sidebar():
+    quarto = (ROOT/'nbs'/'_quarto.yml').read_text()
+    for nb in sorted((ROOT/'nbs').glob('[0-9]*.ipynb')):
+        assert nb.name in quarto, f"{nb.name} is missing from the sidebar in nbs/_quarto.yml"
+
+
+def test_readme_is_generated_from_index():
+    assert (ROOT/'README.md').read_text() == make_readme.render(), \
+        "README.md is out of date: run `.venv/bin/python tools/make_readme.py`"
+
+
+@pytest.mark.parametrize('tag', ['set-up', 'test'])
+def test_readme_has_the_commands_ci_runs(tag):
+    lines = [l for l in (ROOT/'README.md').read_text().splitlines() if re.search(rf'#\s*{tag}$', l)]
+    assert len(lines) == 1, f"README must hold exactly one command tagged '# {tag}' (.ci/run runs it)"
+    assert 'bash .ci/run' not in lines[0]

@@ -1,0 +1,44 @@
+"""Write README.md from nbs/index.ipynb without Quarto.
+
+`nbdev-readme` renders README.md through Quarto, which cannot be installed everywhere. This script
+does the same job for what index.ipynb holds (markdown, code and text outputs): cells marked
+`#| hide` are left out, nbdev directives are stripped, and code cells become fenced blocks
+followed by their text output. Run `python tools/make_readme.py` after editing index.ipynb;
+`tests/test_readme.py` fails when README.md is out of date. Where Quarto is installed,
+`nbdev-readme` gives the same content.
+"""
+import json, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+def _directives(src):
+    return {l[3:].strip().split()[0] for l in src.splitlines() if l.startswith('#|') and l[3:].strip()}
+
+def _strip(src):
+    return '\n'.join(l for l in src.splitlines() if not l.startswith('#|')).strip('\n')
+
+def _text_outputs(cell):
+    out = []
+    for o in cell.get('outputs', []):
+        if o['output_type'] == 'stream': out.append(''.join(o['text']))
+        elif 'text/plain' in o.get('data', {}) and not {'image/png', 'text/html'} & set(o['data']): out.append(''.join(o['data']['text/plain']))
+    return ''.join(out).rstrip('\n')
+
+def render(nb_path=ROOT/'nbs'/'index.ipynb'):
+    "The README.md text for the notebook at `nb_path`"
+    nb, parts = json.loads(Path(nb_path).read_text()), []
+    for cell in nb['cells']:
+        src = ''.join(cell['source'])
+        if {'hide', 'exporti'} & _directives(src): continue
+        body = _strip(src)
+        if cell['cell_type'] == 'markdown': parts.append(body)
+        elif cell['cell_type'] == 'code':
+            if body: parts.append(f"```python\n{body}\n```")
+            txt = _text_outputs(cell)
+            if txt: parts.append(f"```\n{txt}\n```")
+    return '\n\n'.join(p for p in parts if p) + '\n'
+
+if __name__ == '__main__':
+    (ROOT/'README.md').write_text(render())
+    print(f"wrote {ROOT/'README.md'}", file=sys.stderr)
