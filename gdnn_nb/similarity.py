@@ -8,12 +8,12 @@ Docs: https://gdnn-nb.github.io/gdnn_nb/similarity.html.md"""
 __all__ = ['EPS', 'neuron_weights', 'normalized_neurons', 'similarity_matrix', 'similarity_values', 'similarity_stats',
            'similarity_loss', 'similarity_hist', 'plot_similarity']
 
-# %% ../nbs/00_similarity.ipynb #9d2e8730
+# %% ../nbs/00_similarity.ipynb #b3a6bc5e
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 import matplotlib.pyplot as plt
 
-# %% ../nbs/00_similarity.ipynb #b2ce6375
+# %% ../nbs/00_similarity.ipynb #9ecd17fb
 EPS = 1e-8
 
 def _weight_of(x):
@@ -35,7 +35,7 @@ def neuron_weights(x) -> Tensor:
     if w.numel() == 0: raise ValueError(f"{name} weight has shape {tuple(w.shape)}: an empty layer has no neurons to compare")
     return w.reshape(w.shape[0], -1)
 
-# %% ../nbs/00_similarity.ipynb #028eeb01
+# %% ../nbs/00_similarity.ipynb #59372ae3
 def normalized_neurons(x) -> Tensor:
     "Rows of `neuron_weights(x)` scaled to unit length, in float32; zero rows stay zero"
     return F.normalize(neuron_weights(x).float(), dim=1, eps=EPS)
@@ -45,7 +45,7 @@ def similarity_matrix(x) -> Tensor:
     u = normalized_neurons(x)
     return (u @ u.T).clamp(-1, 1)
 
-# %% ../nbs/00_similarity.ipynb #299b4b4b
+# %% ../nbs/00_similarity.ipynb #238ef467
 def similarity_values(x) -> Tensor:
     "The off-diagonal upper triangle of `similarity_matrix(x)`: one value per pair of neurons"
     C = similarity_matrix(x)
@@ -61,7 +61,7 @@ def similarity_stats(x, near=0.9) -> dict:
     return dict(mean_abs=a.mean().item(), mean_sq=v.square().mean().item(), near_dup=(a > near).float().mean().item(),
                 n=len(neuron_weights(x)))
 
-# %% ../nbs/00_similarity.ipynb #696b14ee
+# %% ../nbs/00_similarity.ipynb #556a8fe0
 def _new_mask(new, n, device):
     "`new` (None, a count of newest neurons, or a bool mask) as a bool mask of length `n`, or None"
     if new is None: return None
@@ -95,7 +95,7 @@ def similarity_loss(x, new=None, pairs="new", margin=0.0) -> Tensor:
     rn = r[:, m]
     return (r.sum() - 0.5 * rn.sum() - 0.5 * rn.diagonal().sum()) / npairs
 
-# %% ../nbs/00_similarity.ipynb #09a1d62f
+# %% ../nbs/00_similarity.ipynb #f3121a26
 @torch.no_grad()
 def similarity_hist(x, bins=50) -> tuple:
     "Counts of the off-diagonal similarities of `x` in `bins` equal bins over [-1, 1], and the bin edges"
