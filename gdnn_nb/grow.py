@@ -7,10 +7,10 @@ Docs: https://gdnn-nb.github.io/gdnn_nb/grow.html.md"""
 # %% auto #0
 __all__ = ['PRODUCERS', 'NORMS', 'PASS_THROUGH', 'STRATEGIES', 'Group', 'out_width', 'in_width', 'growable_groups', 'NewNeurons',
            'GrowContext', 'GrowthRecord', 'register_strategy', 'draw_neurons', 'random_strategy', 'max_similarity',
-           'select_dissimilar', 'similarity_strategy', 'net2net_strategy', 'firefly_strategy', 'grow', 'grow_model',
-           'resize_opt_state', 'load_grown']
+           'select_dissimilar', 'similarity_strategy', 'net2net_strategy', 'firefly_strategy', 'grow', 'growth_count',
+           'grow_model', 'resize_opt_state', 'load_grown']
 
-# %% ../nbs/01_grow.ipynb #4c650e77
+# %% ../nbs/01_grow.ipynb #8a8e7f55
 import copy, inspect, math
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
@@ -18,7 +18,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from .similarity import EPS, normalized_neurons
 
-# %% ../nbs/01_grow.ipynb #73dea54d
+# %% ../nbs/01_grow.ipynb #dffef7f3
 PRODUCERS = (nn.Conv2d, nn.Linear)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)
 PASS_THROUGH = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Tanh, nn.Sigmoid, nn.Identity,
@@ -48,7 +48,7 @@ def _norm_width(m): return m.num_channels if isinstance(m, nn.GroupNorm) else m.
 def _grouped(m): return isinstance(m, nn.Conv2d) and m.groups != 1
 def _pass(m): return isinstance(m, PASS_THROUGH) or type(m).__name__ == 'Flatten'
 
-# %% ../nbs/01_grow.ipynb #4cb1e865
+# %% ../nbs/01_grow.ipynb #6d47821b
 def _spatial(p, q):
     "Consumer columns per producer neuron, or None if `q` cannot be `p`'s consumer"
     if _grouped(q): return None
@@ -75,7 +75,7 @@ def _chain_groups(seq, prefix):
             if s: yield Group(pn, norm, qn, s, out_width(p))
             break
 
-# %% ../nbs/01_grow.ipynb #188e1d28
+# %% ../nbs/01_grow.ipynb #0d9fb448
 def _block_groups(block, prefix):
     "Inner groups of a residual block with `conv1, bn1, conv2[, bn2, conv3]` attributes"
     names = [('conv1', 'bn1', 'conv2'), ('conv2', 'bn2', 'conv3')]
@@ -97,7 +97,7 @@ def growable_groups(model) -> list:
         for g in found: groups.setdefault(g.producer, g)
     return list(groups.values())
 
-# %% ../nbs/01_grow.ipynb #da311c6b
+# %% ../nbs/01_grow.ipynb #51e5b10a
 @dataclass
 class NewNeurons:
     "What a strategy decides about `k` new neurons"
@@ -145,7 +145,7 @@ class GrowthRecord:
         "The record without parameter references, for JSON and logs"
         return {k: v for k, v in asdict(self).items() if k != 'params'}
 
-# %% ../nbs/01_grow.ipynb #c7326269
+# %% ../nbs/01_grow.ipynb #4c31bea5
 def _pad(t, dim, extra, value=0.):
     "`t` with `extra` entries of `value` appended along `dim`"
     shape = list(t.shape); shape[dim] = extra
@@ -195,8 +195,17 @@ def _apply(ctx, spec, k, rec):
     rec.params.append((Q.weight, 1, old_cols, Q.weight.shape[1]))
     if isinstance(Q, nn.Conv2d): Q.in_channels += k
     else: Q.in_features += k * ctx.group.spatial
+    _mark_new(P, n, k)
 
-# %% ../nbs/01_grow.ipynb #7b26b52a
+def _mark_new(P, n, k):
+    "Extend the producer's `grown_mask` buffer (True for neurons added by growth), registering it on first growth"
+    old = getattr(P, 'grown_mask', None)
+    old = torch.zeros(n, dtype=torch.bool, device=P.weight.device) if old is None else old
+    mask = torch.cat([old, torch.ones(k, dtype=torch.bool, device=old.device)])
+    if 'grown_mask' in P._buffers: P.grown_mask = mask
+    else: P.register_buffer('grown_mask', mask)
+
+# %% ../nbs/01_grow.ipynb #694b5f81
 STRATEGIES = {}
 
 def register_strategy(name):
@@ -210,18 +219,18 @@ def draw_neurons(producer, m, generator=None) -> Tensor:
     "`m` incoming weight vectors drawn like `producer`'s initialisation, rescaled to the median norm of its neurons"
     w = producer.weight
     bound = 1 / math.sqrt(w[0].numel())
-    new = torch.empty(m, *w.shape[1:], device=w.device).uniform_(-bound, bound, generator=generator)
+    new = torch.empty(m, *w.shape[1:]).uniform_(-bound, bound, generator=generator).to(w.device)
     med = w.detach().float().flatten(1).norm(dim=1).median()
     if med > 0: new *= (med / new.flatten(1).norm(dim=1).clamp_min(EPS)).view(-1, *[1] * (w.ndim - 1))
     return new
 
-# %% ../nbs/01_grow.ipynb #c8206f23
+# %% ../nbs/01_grow.ipynb #39bb36b2
 @register_strategy('random')
 def random_strategy(ctx, k):
     "k new neurons drawn from the producer's initialisation, no selection; zero outgoing weights"
     return NewNeurons(draw_neurons(ctx.producer, k, ctx.generator))
 
-# %% ../nbs/01_grow.ipynb #46d267ae
+# %% ../nbs/01_grow.ipynb #4987c7d4
 def max_similarity(cand, existing) -> Tensor:
     "For each row of `cand`, its largest |cos| to the neurons in `existing` (a weight tensor)"
     u, e = normalized_neurons(cand), normalized_neurons(existing)
@@ -250,7 +259,7 @@ def similarity_strategy(ctx, k, candidates=4, temperature=0.0):
     cand = draw_neurons(ctx.producer, max(k, round(candidates * k)), ctx.generator)
     return NewNeurons(cand[select_dissimilar(cand, ctx.producer.weight.detach(), k, temperature, ctx.generator)])
 
-# %% ../nbs/01_grow.ipynb #84e00009
+# %% ../nbs/01_grow.ipynb #a6ac100f
 @register_strategy('net2net')
 def net2net_strategy(ctx, k, noise=1e-2):
     "Copy k random existing neurons and split their outgoing weights with the copies (function preserving)"
@@ -263,7 +272,7 @@ def net2net_strategy(ctx, k, noise=1e-2):
     w_out = ctx.out_weight()[:, src] * (share[src] + delta).view(1, k, 1)
     return NewNeurons(P.weight[src].clone(), None if P.bias is None else P.bias[src].clone(), w_out, old_scale, src)
 
-# %% ../nbs/01_grow.ipynb #5379ed2a
+# %% ../nbs/01_grow.ipynb #f5348048
 @register_strategy('firefly')
 def firefly_strategy(ctx, k, batches=None, loss_func=None, candidates=4, eps=1e-2):
     "Keep the k best of n splits and `candidates * k` new neurons, by first-order loss decrease on `batches`"
@@ -302,7 +311,7 @@ def firefly_strategy(ctx, k, batches=None, loss_func=None, candidates=4, eps=1e-
     norm_src = torch.cat([spl, torch.full((len(new),), -1, device=w.device)])
     return NewNeurons(w_in, b_in, w_out, old_scale, norm_src, dict(batches=nb, splits=len(spl), new=len(new)))
 
-# %% ../nbs/01_grow.ipynb #531593ea
+# %% ../nbs/01_grow.ipynb #4b8df912
 def _group_names(model): return ', '.join(g.producer for g in growable_groups(model)) or 'none'
 
 def _resolve(model, group) -> Group:
@@ -362,21 +371,25 @@ def grow(model, group, k, strategy="similarity", max_width=None, generator=None,
     rec.info = spec.info
     return rec
 
-# %% ../nbs/01_grow.ipynb #c82a7166
+# %% ../nbs/01_grow.ipynb #4b235970
+def growth_count(n, by) -> int:
+    "Neurons to add to a layer of width `n`: `by` is a ratio (float, at least one neuron when > 0) or a count (int)"
+    if isinstance(by, bool) or not isinstance(by, (int, float)) or by < 0:
+        raise ValueError(f"by={by!r}; use a ratio of the current width (a float such as 0.3) or a count (an int), not negative")
+    return by if isinstance(by, int) else (max(1, round(n * by)) if by > 0 else 0)
+
 def grow_model(model, by=0.3, strategy="similarity", layers=None, max_width=None, generator=None, **opts) -> list:
     "Grow several groups of `model` in place: by a ratio (float) or count (int) each; returns the records"
-    if isinstance(by, bool) or not isinstance(by, (int, float)) or by < 0:
-        raise ValueError(f"grow_model: by={by!r}; use a ratio of the current width (a float such as 0.3) or a count (an int), not negative")
+    growth_count(1, by)
     groups = growable_groups(model) if layers is None else [_resolve(model, l) for l in layers]
     if not groups: raise ValueError(f"grow_model: {type(model).__name__} has no growable group; name one as (producer, norm, consumer)")
     recs = []
     for g in groups:
-        n = out_width(model.get_submodule(g.producer))
-        k = by if isinstance(by, int) else (max(1, round(n * by)) if by > 0 else 0)
+        k = growth_count(out_width(model.get_submodule(g.producer)), by)
         recs.append(grow(model, g, k, strategy, max_width, generator, **opts))
     return recs
 
-# %% ../nbs/01_grow.ipynb #04107a93
+# %% ../nbs/01_grow.ipynb #d6aa6e58
 def _opt_state(opt):
     "The per-parameter state dict of a torch optimiser, fastai Optimizer or fastai OptimWrapper"
     inner = getattr(opt, 'opt', None)
@@ -393,7 +406,7 @@ def resize_opt_state(opt, records):
             for key, v in st.items():
                 if torch.is_tensor(v) and v.ndim > dim and v.shape[dim] == old: st[key] = _pad(v, dim, new - old)
 
-# %% ../nbs/01_grow.ipynb #963dd205
+# %% ../nbs/01_grow.ipynb #c1f921c5
 def _read_state(src):
     "A model state dict from a state dict, a path, or a fastai `{'model', 'opt'}` checkpoint"
     if isinstance(src, (str, Path)):
@@ -423,7 +436,7 @@ def load_grown(model, state_dict_or_path, strict=True):
     model.load_state_dict(sd, strict=strict)
     return model
 
-# %% ../nbs/01_grow.ipynb #b93bb1b0
+# %% ../nbs/01_grow.ipynb #bcf28e24
 from fastai.learner import Learner
 from fastcore.basics import patch
 

@@ -1,0 +1,82 @@
+"""Overhead of GrowthCallback inside fastai's fit_one_cycle, on the CIFAR-10 subset, VGG-11, all in one run.
+
+(a) constraint cost: a static width-32 network for --epochs-a epochs with GrowthCallback(at=[], pairs='all')
+    (the constraint on every batch, no growth) against the same fit without the callback: training images
+    per second of each, and the ratio. Runs alternate (without, with, without, with, ...) --repeats times.
+(b) growth cost: a --epochs-b epoch run growing from width 16 to 32 in three steps: time inside growth
+    events over the whole fit time.
+(c) the learning side: that growing run's accuracy next to static width-16 and width-32 networks trained
+    the same way, over --seeds seeds.
+Goals: (a) at most 10% on a CPU, 3% on a GPU; (b) under 1% of the fit.
+
+    .venv/bin/python bench/callback_bench.py [--device cpu] [--repeats 2] [--seeds 1]
+"""
+import argparse, statistics, time, warnings
+import torch
+warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
+from fastai.vision.all import Learner, accuracy, CrossEntropyLossFlat, default_device
+from gdnn_nb.callback import GrowthCallback
+from gdnn_nb.data import cifar_dls, find_cifar_npz
+from gdnn_nb.models import vgg, count_params
+
+
+def run(dls, width, epochs, cbs, lr, seed):
+    torch.manual_seed(seed)
+    learn = Learner(dls, vgg(11, width), loss_func=CrossEntropyLossFlat(), metrics=accuracy, cbs=cbs)
+    with learn.no_bar(), learn.no_logging():
+        t0 = time.perf_counter()
+        learn.fit_one_cycle(epochs, lr)
+        if dls.device.type == 'cuda': torch.cuda.synchronize()
+        t = time.perf_counter() - t0
+    with learn.no_bar(): acc = learn.validate()[1]
+    return learn, t, acc
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--device', default=None)
+    p.add_argument('--epochs-a', type=int, default=5)
+    p.add_argument('--epochs-b', type=int, default=10)
+    p.add_argument('--repeats', type=int, default=2)
+    p.add_argument('--seeds', type=int, default=1)
+    p.add_argument('--bs', type=int, default=128)
+    p.add_argument('--lr', type=float, default=3e-3)
+    a = p.parse_args()
+    npz = find_cifar_npz()
+    if npz is None: raise SystemExit("the CIFAR-10 subset is missing: put it at ../shared/data/cifar10_subset.npz or set GDNN_CIFAR_NPZ")
+    device = torch.device(a.device) if a.device else default_device()
+    dls = cifar_dls(path=npz, bs=a.bs, device=device)
+    n = len(dls.train) * a.bs
+    print(f"CIFAR-10 subset ({len(dls.train.x)} train / {len(dls.valid.x)} test images), VGG-11, fit_one_cycle lr {a.lr}, bs {a.bs}, "
+          f"device {device}{' ' + torch.cuda.get_device_name() if device.type == 'cuda' else f' ({torch.get_num_threads()} threads)'}")
+
+    print(f"\n(a) constraint cost: static width 32, {a.epochs_a} epochs, {a.repeats} alternating repeats")
+    t = {'without': [], 'with': []}
+    for r in range(a.repeats):
+        for name, cbs in (('without', []), ('with', [GrowthCallback(at=[], pairs='all')])):
+            t[name].append(run(dls, 32, a.epochs_a, cbs, a.lr, r)[1])
+    ips = {k: a.epochs_a * n / statistics.median(v) for k, v in t.items()}
+    print(f"    without callback: {ips['without']:8.1f} images/s   (fit times {', '.join(f'{x:.1f}' for x in t['without'])} s)")
+    print(f"    with constraint:  {ips['with']:8.1f} images/s   (fit times {', '.join(f'{x:.1f}' for x in t['with'])} s)")
+    print(f"    cost: {ips['without'] / ips['with'] - 1:+.1%} time per image (goal: at most 10% on a CPU, 3% on a GPU)")
+
+    print(f"\n(b, c) {a.epochs_b} epochs: growing 16 -> 32 in three steps (epochs 1, 2, 3) vs static 16 and static 32, {a.seeds} seed(s)")
+    rows = {'grow 16->32': [], 'static 16': [], 'static 32': []}
+    for s in range(a.seeds):
+        learn, fit_t, acc = run(dls, 16, a.epochs_b, [GrowthCallback(at=[1, 2, 3], target_width=32)], a.lr, s)
+        grow_t = sum(e['time'] for e in learn.growth.history)
+        rows['grow 16->32'].append((acc, fit_t, count_params(learn.model)))
+        print(f"    seed {s}: {len(learn.growth.history)} growth events took {grow_t*1e3:.0f} ms of a {fit_t:.1f} s fit: {grow_t / fit_t:.2%} (goal < 1%)")
+        jumps = ', '.join(f"epoch {e['epoch']}: {e['loss_before']:.3f} -> {e['loss_after']:.3f} ({e['loss_jump']:+.3f})" for e in learn.growth.history if 'loss_jump' in e)
+        print(f"    training loss, mean of 20 batches before -> after each growth step: {jumps}")
+        for w in (16, 32):
+            _, fit_t, acc = run(dls, w, a.epochs_b, [], a.lr, s)
+            rows[f'static {w}'].append((acc, fit_t, count_params(vgg(11, w))))
+    print(f"\n    {'run':12s} {'accuracy':>18s} {'fit time':>10s} {'params':>10s}")
+    for k, v in rows.items():
+        accs = [x[0] for x in v]
+        sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        print(f"    {k:12s} {statistics.mean(accs):10.4f} ± {sd:.4f} {statistics.mean(x[1] for x in v):9.1f}s {v[0][2]:>10,}")
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,61 @@
+"End to end: the console commands a user runs, as installed by `pip install -e .`"
+import csv, json, os, shutil, subprocess, sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def run(cmd, *args, cwd):
+    exe = shutil.which(cmd, path=str(BIN)) or shutil.which(cmd)
+    assert exe, f"{cmd} is not installed; run README's set-up command"
+    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize('cmd', ['gdnn-train', 'gdnn-compare'])
+def test_help_documents_every_option(cmd, tmp_path):
+    r = run(cmd, '--help', cwd=tmp_path)
+    assert r.returncode == 0
+    for opt in ['--data', '--model', '--width', '--epochs', '--sim-weight', '--grow-at', '--seed', '--device', '--fp16']:
+        assert opt in r.stdout, f"{cmd} --help does not mention {opt}"
+    if cmd == 'gdnn-train':
+        for opt in ['--strategy', '--grow-by']: assert opt in r.stdout
+
+
+def test_tiny_train_writes_its_outputs(tmp_path):
+    r = run('gdnn-train', '--width', '4', '--epochs', '2', '--n-train', '256', '--n-test', '64', '--grow-at', '1', '--device', 'cpu', '--name', 'tiny', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = tmp_path/'runs'/'tiny'
+    assert {p.name for p in out.iterdir()} == {'metrics.json', 'history.json', 'model.pth', 'accuracy.png', 'widths.png', 'similarity.png'}
+    m = json.loads((out/'metrics.json').read_text())
+    assert [e['width'] for e in m['epochs_log']] == [4, 6]
+    assert 'epoch  width     params  accuracy  mean |cos|' in r.stdout
+    h = json.loads((out/'history.json').read_text())
+    assert len(h) == 1 and h[0]['epoch'] == 1 and h[0]['widths_after']['features.0'] == 6
+    for png in ('accuracy.png', 'widths.png', 'similarity.png'):
+        assert (out/png).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_tiny_compare_writes_a_table_and_resumes(tmp_path):
+    args = ['--width', '4', '--epochs', '2', '--seeds', '1', '--n-train', '128', '--n-test', '64', '--grow-at', '1', '--device', 'cpu']
+    r = run('gdnn-compare', *args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = tmp_path/'runs'/'compare'
+    rows = list(csv.DictReader(open(out/'results.csv')))
+    assert [x['arm'] for x in rows] == ['similarity', 'random', 'net2net', 'firefly', 'static-initial', 'static-final']
+    assert '| similarity | 1 |' in (out/'table.md').read_text()
+    r2 = run('gdnn-compare', *args, cwd=tmp_path)
+    assert r2.stdout.count('done before, skipped') == 6
+
+
+@pytest.mark.parametrize('args, msg', [
+    (['--width', '0'], 'argument --width: 0 must be more than 0'),
+    (['--data', 'nowhere.npz'], "no file or folder at 'nowhere.npz'"),
+    (['--device', 'tpu'], '--device tpu: use auto, cpu, cuda or cuda:N'),
+])
+def test_bad_values_get_one_line(args, msg, tmp_path):
+    r = run('gdnn-train', *args, cwd=tmp_path)
+    assert r.returncode == 2
+    assert 'Traceback' not in r.stderr
+    assert msg in r.stderr.strip().splitlines()[-1]
