@@ -7,7 +7,7 @@ Docs: https://gdnn-nb.github.io/gdnn_nb/callback.html.md"""
 # %% auto #0
 __all__ = ['GrowthCallback']
 
-# %% ../nbs/03_callback.ipynb #ff239e6a
+# %% ../nbs/03_callback.ipynb #c8ee2c73
 import copy, itertools, sys, time
 from collections import deque
 import torch
@@ -20,7 +20,7 @@ from .similarity import similarity_loss, similarity_stats
 from .grow import STRATEGIES, growable_groups, grow, growth_count, out_width, resize_opt_state, _resolve
 from .models import count_params
 
-# %% ../nbs/03_callback.ipynb #e034ae8f
+# %% ../nbs/03_callback.ipynb #7b1d7886
 def _check_at(at):
     "Check the values of a schedule `at` before training"
     if at is None: return None
@@ -39,12 +39,13 @@ def _fine_tune_frame(learn):
         f = f.f_back
     return None
 
-# %% ../nbs/03_callback.ipynb #4a487bce
+# %% ../nbs/03_callback.ipynb #0102e89c
 class GrowthCallback(Callback):
     "Grow the model at scheduled points of `fit`, and add the similarity constraint to the training loss"
     order = 11  # after MixedPrecision (10), before Recorder (50), which must see the two extra columns
     def __init__(self, at=None, by=0.3, strategy="similarity", sim_weight=0.1, pairs="new", margin=0.0, max_width=None, layers=None,
-                 every=None, unit='epoch', steps=3, target_width=None, target_params=None, n_batches=2, loss_window=20, **strategy_opts):
+                 every=None, unit='epoch', steps=3, target_width=None, target_params=None, n_batches=2, loss_window=20, snapshots=True,
+                 **strategy_opts):
         self.at = _check_at(at)  # epochs (ints), or fractions of training (floats in (0, 1))
         if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
             raise ValueError(f"GrowthCallback: every={every!r}; use a whole number of epochs, 1 or more")
@@ -63,10 +64,11 @@ class GrowthCallback(Callback):
         self.every, self.unit, self.steps, self.by, self.strategy = every, unit, steps, by, strategy
         self.sim_weight, self.pairs, self.margin, self.max_width, self.layers = sim_weight, pairs, margin, max_width, layers
         self.target_width, self.target_params, self.n_batches, self.strategy_opts = target_width, target_params, n_batches, strategy_opts
+        self.keep_snapshots, self.snapshots = snapshots, []  # producers' weights and new-neuron masks before each growth, and at the end
         self.history, self.log, self.last_sim = [], [], None
         self._ft_frame, self._losses, self._pending = None, deque(maxlen=loss_window), []
 
-# %% ../nbs/03_callback.ipynb #2207dbb6
+# %% ../nbs/03_callback.ipynb #b00e8981
 @patch
 def before_fit(self:GrowthCallback):
     ft = _fine_tune_frame(self.learn)
@@ -80,7 +82,19 @@ def before_fit(self:GrowthCallback):
 @patch
 def after_fit(self:GrowthCallback):
     self.learn.metrics = [m for m in self.learn.metrics if m not in self._cols]
-    if self.active: self._ft_frame = None
+    if self.active:
+        self._ft_frame = None
+        if self.history: self.snapshot('end of training')
+
+@patch
+def snapshot(self:GrowthCallback, label):
+    "Keep a CPU copy of each growing layer's weights and new-neuron mask, for the explorers (when `snapshots=True`)"
+    if not self.keep_snapshots: return
+    snap = {}
+    for g, p in zip(self.groups(), self.producers()):
+        mask = getattr(p, 'grown_mask', None)
+        snap[g.producer] = (p.weight.detach().float().cpu().clone(), torch.zeros(len(p.weight), dtype=torch.bool) if mask is None else mask.cpu().clone())
+    self.snapshots.append((label, snap))
 
 @patch
 def groups(self:GrowthCallback):
@@ -100,7 +114,7 @@ def mean_cos(self:GrowthCallback):
     ps = self.producers()
     return sum(similarity_stats(p)['mean_abs'] for p in ps) / max(1, len(ps))
 
-# %% ../nbs/03_callback.ipynb #e388ea62
+# %% ../nbs/03_callback.ipynb #4b97b755
 @patch
 def _schedule(self:GrowthCallback, n_epoch, n_iter):
     "Growth points `(epoch, iter)` of a fit of `n_epoch` epochs of `n_iter` batches; ValueError for points outside it"
@@ -122,7 +136,7 @@ def _schedule(self:GrowthCallback, n_epoch, n_iter):
         pts.add(divmod(it, n_iter))
     return sorted(pts)
 
-# %% ../nbs/03_callback.ipynb #9e91154c
+# %% ../nbs/03_callback.ipynb #63037550
 def _params_after(model, groups, ratio):
     "Exact parameter count of `model` after growing each of `groups` to `round(width * ratio)`"
     shapes = {n: list(p.shape) for n, p in model.named_parameters()}
@@ -155,7 +169,7 @@ def _targets(self:GrowthCallback):
         ratio = hi
     return {n: max(w, round(w * ratio)) for n, w in ws.items()}
 
-# %% ../nbs/03_callback.ipynb #8645c65a
+# %% ../nbs/03_callback.ipynb #756c999c
 @patch
 def _firefly_batches(self:GrowthCallback):
     "A few training batches for firefly's scores: the current one mid-epoch, else the first `n_batches` of an epoch"
@@ -170,6 +184,7 @@ def grow_now(self:GrowthCallback, by=None, strategy=None, targets=None, remainin
     if strategy == 'firefly':
         opts.setdefault('batches', self._firefly_batches)
         opts.setdefault('loss_func', self.learn.loss_func)
+    self.snapshot(f"before growth {len(self.history) + 1} (epoch {getattr(self.learn, 'epoch', '-')})")
     t0 = time.perf_counter()
     gs = self.groups()
     mods = {g.producer: self.model.get_submodule(g.producer) for g in gs}
@@ -191,7 +206,7 @@ def grow_now(self:GrowthCallback, by=None, strategy=None, targets=None, remainin
     self._pending.append((ev, []))
     return recs
 
-# %% ../nbs/03_callback.ipynb #1eb5bc99
+# %% ../nbs/03_callback.ipynb #eee5eaa2
 @patch
 def _maybe_grow(self:GrowthCallback, it):
     "Grow if a schedule point is at iteration `it` of the current epoch"
@@ -247,7 +262,7 @@ def after_epoch(self:GrowthCallback):
                          widths={g.producer: g.width for g in self.groups()},
                          sim_loss=None if self.last_sim is None else self.last_sim.item()))
 
-# %% ../nbs/03_callback.ipynb #a33bd9a9
+# %% ../nbs/03_callback.ipynb #a177215f
 @patch
 def plot(self:GrowthCallback, figsize=(11, 3.5)):
     "Widths of the growing layers and their mean |cos| over training, with the growth events marked"
@@ -269,7 +284,7 @@ def plot(self:GrowthCallback, figsize=(11, 3.5)):
     plt.tight_layout()
     return fig
 
-# %% ../nbs/03_callback.ipynb #1e1c4e6a
+# %% ../nbs/03_callback.ipynb #4fa1ccbb
 @patch
 def grow(self:Learner, by=0.3, strategy="similarity", layers=None, max_width=None, **opts):
     "Grow `self.model` now (between fits), resizing the optimiser state; logged in `learn.growth.history` when there is one"

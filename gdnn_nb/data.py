@@ -9,7 +9,7 @@ __all__ = ['CIFAR_STATS', 'CIFAR10_CLASSES', 'N_CLASSES', 'SHAPES', 'COLOURS', '
            'CropPadFlip', 'tensor_dls', 'check_arrays', 'read_npz', 'read_folder', 'cifar_dls', 'find_cifar_npz',
            'shapes_arrays', 'shapes_dls']
 
-# %% ../nbs/04_data.ipynb #52af0a2c
+# %% ../nbs/04_data.ipynb #41b2993f
 import os
 from pathlib import Path
 import numpy as np, torch
@@ -19,7 +19,7 @@ from fastai.data.transforms import Normalize
 from fastai.torch_core import TensorImage, TensorCategory, default_device
 from fasttransform import Transform
 
-# %% ../nbs/04_data.ipynb #843eb0ed
+# %% ../nbs/04_data.ipynb #681ece83
 class TensorDL(TfmdDL):
     "A fastai DataLoader over in-memory tensors `x` (uint8 images) and `y` (labels): one indexing operation per batch"
     def __init__(self, x, y, **kwargs):
@@ -31,7 +31,7 @@ class TensorDL(TfmdDL):
         return TensorImage(self.x[idx]), TensorCategory(self.y[idx])
     def new(self, dataset=None, cls=None, **kwargs): return super().new(dataset, cls, x=self.x, y=self.y, **kwargs)
 
-# %% ../nbs/04_data.ipynb #0b16509b
+# %% ../nbs/04_data.ipynb #8009d0b6
 class IntToFloat(Transform):
     "uint8 images to floats in [0, 1]"
     order = 10
@@ -52,21 +52,22 @@ class CropPadFlip(Transform):
         flip = torch.rand(b, device=x.device) < 0.5
         return TensorImage(torch.where(flip[:, None, None, None], out.flip(3), out))
 
-# %% ../nbs/04_data.ipynb #999a91ba
+# %% ../nbs/04_data.ipynb #fdbae33e
 CIFAR_STATS = ([0.491, 0.482, 0.447], [0.247, 0.243, 0.261])
 
 def tensor_dls(x_train, y_train, x_test, y_test, vocab, bs=128, device=None, augment=True, stats=CIFAR_STATS, seed=None):
     "fastai DataLoaders over uint8 NCHW image tensors, augmented (crop with padding 4, flip) and normalised on `device`"
     device = default_device() if device is None else device
     tfms = [IntToFloat(), *([CropPadFlip()] if augment else []), Normalize.from_stats(*stats, cuda=False)]
-    train = TensorDL(x_train, y_train, bs=bs, shuffle=True, drop_last=len(x_train) >= 2*bs, device=device, after_batch=tfms)
-    valid = TensorDL(x_test, y_test, bs=2*bs, shuffle=False, device=device, after_batch=tfms)
+    kw = dict(device=device, after_batch=tfms, num_workers=0)  # a batch is one indexing operation: worker processes would only add copies
+    train = TensorDL(x_train, y_train, bs=bs, shuffle=True, drop_last=len(x_train) >= 2*bs, **kw)
+    valid = TensorDL(x_test, y_test, bs=2*bs, shuffle=False, **kw)
     if seed is not None: train.rng.seed(seed)
     dls = DataLoaders(train, valid, device=device)
     dls.vocab, dls.c = list(vocab), len(vocab)
     return dls
 
-# %% ../nbs/04_data.ipynb #f5fc5387
+# %% ../nbs/04_data.ipynb #73a2d639
 CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']
 N_CLASSES = {'cifar10': 10, 'cifar100': 100}
 
@@ -109,7 +110,7 @@ def read_folder(path):
         arrs[f'y_{p}'] = np.array([idx[f.parent.name] for f in fs], dtype=np.int64)
     return arrs, classes
 
-# %% ../nbs/04_data.ipynb #00aa897a
+# %% ../nbs/04_data.ipynb #66dde5e1
 def cifar_dls(name="cifar10", path=None, bs=128, device=None, augment=True, n_train=None, n_test=None, seed=None):
     "CIFAR-10 or CIFAR-100 as fastai DataLoaders, from `path` (a folder or an .npz) or downloaded by fastai"
     if name not in N_CLASSES: raise ValueError(f"cifar_dls: name={name!r}; use 'cifar10' or 'cifar100'")
@@ -129,7 +130,7 @@ def cifar_dls(name="cifar10", path=None, bs=128, device=None, augment=True, n_tr
     return tensor_dls(t['x_train'][:n_train], t['y_train'][:n_train].long(), t['x_test'][:n_test], t['y_test'][:n_test].long(),
                       classes, bs=bs, device=device, augment=augment, seed=seed)
 
-# %% ../nbs/04_data.ipynb #1bf4a6cd
+# %% ../nbs/04_data.ipynb #b86d951a
 def find_cifar_npz():
     "Path of the CIFAR-10 subset: `$GDNN_CIFAR_NPZ`, else `../shared/data/cifar10_subset.npz` next to this project; None if absent"
     env = os.environ.get('GDNN_CIFAR_NPZ')
@@ -140,7 +141,7 @@ def find_cifar_npz():
         if p.exists(): return p
     return None
 
-# %% ../nbs/04_data.ipynb #6a551490
+# %% ../nbs/04_data.ipynb #0d5db0f2
 SHAPES = ('circle', 'square', 'triangle', 'cross', 'ring')
 COLOURS = {'red': (215, 45, 40), 'blue': (40, 75, 215)}
 SHAPES_CLASSES = [f'{c} {s}' for c in COLOURS for s in SHAPES]

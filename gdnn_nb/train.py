@@ -8,8 +8,9 @@ Docs: https://gdnn-nb.github.io/gdnn_nb/train.html.md"""
 __all__ = ['MODELS', 'ARMS', 'build_model', 'get_dls', 'train_run', 'save_run', 'epoch_table', 'train_parser', 'main', 'compare',
            'summarize', 'markdown_table', 'write_results', 'compare_parser', 'compare_main']
 
-# %% ../nbs/04b_train.ipynb #fd4ce6cc
+# %% ../nbs/04b_train.ipynb #fb76b872
 import argparse, copy, csv, json, statistics, sys, time, warnings
+warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')  # torch's notice, raised inside fastai's imports: noise on the command line
 from pathlib import Path
 import torch
 import matplotlib
@@ -25,7 +26,7 @@ from .grow import growable_groups
 from .models import vgg, resnet, count_params
 from .similarity import similarity_stats, plot_similarity
 
-# %% ../nbs/04b_train.ipynb #2321bda8
+# %% ../nbs/04b_train.ipynb #bee2d92e
 MODELS = {**{f'vgg{d}': (vgg, d) for d in (11, 13, 16, 19)}, **{f'resnet{d}': (resnet, d) for d in (20, 32, 18)}}
 ARMS = ('similarity', 'random', 'net2net', 'firefly', 'static-initial', 'static-final')
 
@@ -73,7 +74,7 @@ def train_run(data='shapes', model='vgg11', width=8, epochs=6, strategy='similar
                    final_widths=next(reversed(cb.log))['widths'] if cb.log else {}, device=str(device), epochs_log=rows)
     return learn, start, summary
 
-# %% ../nbs/04b_train.ipynb #10488d80
+# %% ../nbs/04b_train.ipynb #8914f40b
 def _jsonable(o):
     "`o` with tensors and numpy numbers turned into plain Python"
     if isinstance(o, dict): return {str(k): _jsonable(v) for k, v in o.items()}
@@ -112,7 +113,7 @@ def epoch_table(summary):
         lines.append(f"{r['epoch']:>5} {r['width']:>6} {int(r['params']):>10,} {r['accuracy']:>9.4f} {r['mean_cos']:>11.4f}")
     return '\n'.join(lines)
 
-# %% ../nbs/04b_train.ipynb #9010a870
+# %% ../nbs/04b_train.ipynb #cebbc3d6
 def _int_list(s):
     "'2,4' -> [2, 4]; '0.1,0.2' -> [0.1, 0.2]; '' -> []"
     try: return [float(v) if '.' in v else int(v) for v in s.split(',') if v.strip()]
@@ -177,7 +178,7 @@ def main(argv=None):
     print(f"\nfinal accuracy {s['accuracy']:.4f} with {s['params']:,} parameters; mean |cos| {s['mean_abs']:.4f}, "
           f"near duplicates {s['near_dup']:.2%}; fit {s['fit_time']:.1f} s (growth {s['growth_time']:.2f} s)\nwrote {out}/")
 
-# %% ../nbs/04b_train.ipynb #a3c8ed20
+# %% ../nbs/04b_train.ipynb #e441cfcb
 def _arm_kwargs(arm, width, final_width, sim_weight):
     if arm == 'static-initial': return dict(width=width, strategy=None)
     if arm == 'static-final': return dict(width=final_width, strategy=None)
