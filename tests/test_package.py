@@ -45,3 +45,17 @@ def test_readme_has_the_commands_ci_runs(tag):
     lines = [l for l in (ROOT/'README.md').read_text().splitlines() if re.search(rf'#\s*{tag}$', l)]
     assert len(lines) == 1, f"README must hold exactly one command tagged '# {tag}' (.ci/run runs it)"
     assert 'bash .ci/run' not in lines[0]
+
+
+def test_every_notebook_has_a_colab_badge_to_itself():
+    import json
+    for nb in sorted((ROOT/'nbs').glob('*.ipynb')):
+        md = ' '.join(''.join(c['source']) for c in json.loads(nb.read_text())['cells'][:4] if c['cell_type'] == 'markdown')
+        assert f'colab.research.google.com/github/gdnn-nb/gdnn_nb/blob/main/nbs/{nb.name}' in md, f"{nb.name} has no Open-in-Colab badge to itself"
+
+
+def test_every_lesson_installs_gdnn_nb_only_on_colab():
+    import json
+    for nb in sorted((ROOT/'nbs').glob('[0-9]*.ipynb')):
+        src = ''.join(''.join(c['source']) for c in json.loads(nb.read_text())['cells'][:5] if c['cell_type'] == 'code')
+        assert "if 'google.colab' in sys.modules" in src and 'pip' in src, f"{nb.name} lacks the Colab-only install cell"
