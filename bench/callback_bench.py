@@ -9,7 +9,7 @@
     the same way, over --seeds seeds.
 Goals: (a) at most 10% on a CPU, 3% on a GPU; (b) under 1% of the fit.
 
-    .venv/bin/python bench/callback_bench.py [--device cpu] [--repeats 2] [--seeds 1]
+    .venv/bin/python bench/callback_bench.py [--device cpu] [--repeats 2] [--seeds 1] [--only a|bc]
 """
 import argparse, statistics, time, warnings
 import torch
@@ -41,6 +41,7 @@ def main():
     p.add_argument('--seeds', type=int, default=1)
     p.add_argument('--bs', type=int, default=128)
     p.add_argument('--lr', type=float, default=3e-3)
+    p.add_argument('--only', choices=('a', 'bc'), default=None, help='run only part (a), or only parts (b) and (c)')
     a = p.parse_args()
     npz = find_cifar_npz()
     if npz is None: raise SystemExit("the CIFAR-10 subset is missing: put it at ../shared/data/cifar10_subset.npz or set GDNN_CIFAR_NPZ")
@@ -50,6 +51,11 @@ def main():
     print(f"CIFAR-10 subset ({len(dls.train.x)} train / {len(dls.valid.x)} test images), VGG-11, fit_one_cycle lr {a.lr}, bs {a.bs}, "
           f"device {device}{' ' + torch.cuda.get_device_name() if device.type == 'cuda' else f' ({torch.get_num_threads()} threads)'}")
 
+    if a.only != 'bc': part_a(a, dls, n)
+    if a.only != 'a': part_bc(a, dls)
+
+
+def part_a(a, dls, n):
     print(f"\n(a) constraint cost: static width 32, {a.epochs_a} epochs, {a.repeats} alternating repeats")
     t = {'without': [], 'with': []}
     for r in range(a.repeats):
@@ -60,6 +66,8 @@ def main():
     print(f"    with constraint:  {ips['with']:8.1f} images/s   (fit times {', '.join(f'{x:.1f}' for x in t['with'])} s)")
     print(f"    cost: {ips['without'] / ips['with'] - 1:+.1%} time per image (goal: at most 10% on a CPU, 3% on a GPU)")
 
+
+def part_bc(a, dls):
     print(f"\n(b, c) {a.epochs_b} epochs: growing 16 -> 32 in three steps (epochs 1, 2, 3) vs static 16 and static 32, {a.seeds} seed(s)")
     rows = {'grow 16->32': [], 'static 16': [], 'static 32': []}
     for s in range(a.seeds):

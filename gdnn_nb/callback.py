@@ -7,7 +7,7 @@ Docs: https://gdnn-nb.github.io/gdnn_nb/callback.html.md"""
 # %% auto #0
 __all__ = ['GrowthCallback']
 
-# %% ../nbs/03_callback.ipynb #c8ee2c73
+# %% ../nbs/03_callback.ipynb #ea9f9c4a
 import copy, itertools, sys, time
 from collections import deque
 import torch
@@ -20,7 +20,7 @@ from .similarity import similarity_loss, similarity_stats
 from .grow import STRATEGIES, growable_groups, grow, growth_count, out_width, resize_opt_state, _resolve
 from .models import count_params
 
-# %% ../nbs/03_callback.ipynb #7b1d7886
+# %% ../nbs/03_callback.ipynb #8e9b6eef
 def _check_at(at):
     "Check the values of a schedule `at` before training"
     if at is None: return None
@@ -39,7 +39,7 @@ def _fine_tune_frame(learn):
         f = f.f_back
     return None
 
-# %% ../nbs/03_callback.ipynb #0102e89c
+# %% ../nbs/03_callback.ipynb #3d9816b4
 class GrowthCallback(Callback):
     "Grow the model at scheduled points of `fit`, and add the similarity constraint to the training loss"
     order = 11  # after MixedPrecision (10), before Recorder (50), which must see the two extra columns
@@ -68,7 +68,7 @@ class GrowthCallback(Callback):
         self.history, self.log, self.last_sim = [], [], None
         self._ft_frame, self._losses, self._pending = None, deque(maxlen=loss_window), []
 
-# %% ../nbs/03_callback.ipynb #b00e8981
+# %% ../nbs/03_callback.ipynb #8103f792
 @patch
 def before_fit(self:GrowthCallback):
     ft = _fine_tune_frame(self.learn)
@@ -114,7 +114,7 @@ def mean_cos(self:GrowthCallback):
     ps = self.producers()
     return sum(similarity_stats(p)['mean_abs'] for p in ps) / max(1, len(ps))
 
-# %% ../nbs/03_callback.ipynb #4b97b755
+# %% ../nbs/03_callback.ipynb #8cfaff10
 @patch
 def _schedule(self:GrowthCallback, n_epoch, n_iter):
     "Growth points `(epoch, iter)` of a fit of `n_epoch` epochs of `n_iter` batches; ValueError for points outside it"
@@ -136,7 +136,7 @@ def _schedule(self:GrowthCallback, n_epoch, n_iter):
         pts.add(divmod(it, n_iter))
     return sorted(pts)
 
-# %% ../nbs/03_callback.ipynb #63037550
+# %% ../nbs/03_callback.ipynb #707fe5be
 def _params_after(model, groups, ratio):
     "Exact parameter count of `model` after growing each of `groups` to `round(width * ratio)`"
     shapes = {n: list(p.shape) for n, p in model.named_parameters()}
@@ -169,7 +169,7 @@ def _targets(self:GrowthCallback):
         ratio = hi
     return {n: max(w, round(w * ratio)) for n, w in ws.items()}
 
-# %% ../nbs/03_callback.ipynb #756c999c
+# %% ../nbs/03_callback.ipynb #7877b703
 @patch
 def _firefly_batches(self:GrowthCallback):
     "A few training batches for firefly's scores: the current one mid-epoch, else the first `n_batches` of an epoch"
@@ -206,7 +206,7 @@ def grow_now(self:GrowthCallback, by=None, strategy=None, targets=None, remainin
     self._pending.append((ev, []))
     return recs
 
-# %% ../nbs/03_callback.ipynb #eee5eaa2
+# %% ../nbs/03_callback.ipynb #787ae083
 @patch
 def _maybe_grow(self:GrowthCallback, it):
     "Grow if a schedule point is at iteration `it` of the current epoch"
@@ -262,7 +262,7 @@ def after_epoch(self:GrowthCallback):
                          widths={g.producer: g.width for g in self.groups()},
                          sim_loss=None if self.last_sim is None else self.last_sim.item()))
 
-# %% ../nbs/03_callback.ipynb #a177215f
+# %% ../nbs/03_callback.ipynb #e6bb8531
 @patch
 def plot(self:GrowthCallback, figsize=(11, 3.5)):
     "Widths of the growing layers and their mean |cos| over training, with the growth events marked"
@@ -284,7 +284,7 @@ def plot(self:GrowthCallback, figsize=(11, 3.5)):
     plt.tight_layout()
     return fig
 
-# %% ../nbs/03_callback.ipynb #4fa1ccbb
+# %% ../nbs/03_callback.ipynb #d58daa90
 @patch
 def grow(self:Learner, by=0.3, strategy="similarity", layers=None, max_width=None, **opts):
     "Grow `self.model` now (between fits), resizing the optimiser state; logged in `learn.growth.history` when there is one"

@@ -7,14 +7,14 @@ Docs: https://gdnn-nb.github.io/gdnn_nb/gradcam.html.md"""
 # %% auto #0
 __all__ = ['default_layer', 'gradcam', 'cam_object_score', 'cam_object_coverage', 'show_gradcam_grid']
 
-# %% ../nbs/06_gradcam.ipynb #7bcd7c96
+# %% ../nbs/06_gradcam.ipynb #1aaa5ac6
 import numpy as np, torch, torch.nn as nn
 import matplotlib.pyplot as plt
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from fastai.learner import Learner
 
-# %% ../nbs/06_gradcam.ipynb #20d0f5bb
+# %% ../nbs/06_gradcam.ipynb #fa0e4743
 def _model(m): return m.model if isinstance(m, Learner) else m
 
 def default_layer(model) -> nn.Module:
@@ -34,7 +34,7 @@ def default_layer(model) -> nn.Module:
         elif len(list(m.children())) == 0: break
     return last
 
-# %% ../nbs/06_gradcam.ipynb #05ab5e7f
+# %% ../nbs/06_gradcam.ipynb #bceaf499
 def gradcam(model_or_learner, x, target=None, layer=None):
     "Grad-CAM maps `[B, H, W]` (numpy, in [0, 1]) of `x` for class `target` (default: the predicted one) at `layer`, and the predictions"
     model = _model(model_or_learner)
@@ -62,7 +62,7 @@ def gradcam(model_or_learner, x, target=None, layer=None):
         for p, (rg, g) in zip(params, saved): p.requires_grad_(rg); p.grad = g
     return maps, preds
 
-# %% ../nbs/06_gradcam.ipynb #6f48d0d1
+# %% ../nbs/06_gradcam.ipynb #032f535c
 def _np(a): return a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a)
 
 def cam_object_score(cam, mask) -> float:
@@ -79,7 +79,7 @@ def cam_object_coverage(cam, mask, thresh=0.5) -> float:
     hot = (cam > thresh) & mask
     return float(np.mean(hot.reshape(len(cam), -1).sum(1) / np.maximum(mask.reshape(len(cam), -1).sum(1), 1)))
 
-# %% ../nbs/06_gradcam.ipynb #c04bd83b
+# %% ../nbs/06_gradcam.ipynb #1fe29cba
 def _overlay(img, cam):
     "An RGB float image in [0, 1] with the CAM blended over it in the jet colormap"
     heat = plt.get_cmap('jet')(cam)[..., :3]

@@ -8,7 +8,7 @@ Docs: https://gdnn-nb.github.io/gdnn_nb/train.html.md"""
 __all__ = ['MODELS', 'ARMS', 'build_model', 'get_dls', 'train_run', 'save_run', 'epoch_table', 'train_parser', 'main', 'compare',
            'summarize', 'markdown_table', 'write_results', 'compare_parser', 'compare_main']
 
-# %% ../nbs/04b_train.ipynb #fb76b872
+# %% ../nbs/04b_train.ipynb #6908afa4
 import argparse, copy, csv, json, statistics, sys, time, warnings
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')  # torch's notice, raised inside fastai's imports: noise on the command line
 from pathlib import Path
@@ -26,7 +26,7 @@ from .grow import growable_groups
 from .models import vgg, resnet, count_params
 from .similarity import similarity_stats, plot_similarity
 
-# %% ../nbs/04b_train.ipynb #bee2d92e
+# %% ../nbs/04b_train.ipynb #7949016e
 MODELS = {**{f'vgg{d}': (vgg, d) for d in (11, 13, 16, 19)}, **{f'resnet{d}': (resnet, d) for d in (20, 32, 18)}}
 ARMS = ('similarity', 'random', 'net2net', 'firefly', 'static-initial', 'static-final')
 
@@ -74,7 +74,7 @@ def train_run(data='shapes', model='vgg11', width=8, epochs=6, strategy='similar
                    final_widths=next(reversed(cb.log))['widths'] if cb.log else {}, device=str(device), epochs_log=rows)
     return learn, start, summary
 
-# %% ../nbs/04b_train.ipynb #8914f40b
+# %% ../nbs/04b_train.ipynb #f9b7db02
 def _jsonable(o):
     "`o` with tensors and numpy numbers turned into plain Python"
     if isinstance(o, dict): return {str(k): _jsonable(v) for k, v in o.items()}
@@ -113,7 +113,7 @@ def epoch_table(summary):
         lines.append(f"{r['epoch']:>5} {r['width']:>6} {int(r['params']):>10,} {r['accuracy']:>9.4f} {r['mean_cos']:>11.4f}")
     return '\n'.join(lines)
 
-# %% ../nbs/04b_train.ipynb #cebbc3d6
+# %% ../nbs/04b_train.ipynb #07e73a37
 def _int_list(s):
     "'2,4' -> [2, 4]; '0.1,0.2' -> [0.1, 0.2]; '' -> []"
     try: return [float(v) if '.' in v else int(v) for v in s.split(',') if v.strip()]
@@ -178,13 +178,15 @@ def main(argv=None):
     print(f"\nfinal accuracy {s['accuracy']:.4f} with {s['params']:,} parameters; mean |cos| {s['mean_abs']:.4f}, "
           f"near duplicates {s['near_dup']:.2%}; fit {s['fit_time']:.1f} s (growth {s['growth_time']:.2f} s)\nwrote {out}/")
 
-# %% ../nbs/04b_train.ipynb #e441cfcb
-def _arm_kwargs(arm, width, final_width, sim_weight):
+# %% ../nbs/04b_train.ipynb #7395c210
+def _arm_kwargs(arm, width, final_width, sim_weight, candidates=None):
     if arm == 'static-initial': return dict(width=width, strategy=None)
     if arm == 'static-final': return dict(width=final_width, strategy=None)
-    return dict(width=width, strategy=arm, target_width=final_width, sim_weight=sim_weight if arm == 'similarity' else 0.0)
+    kw = dict(width=width, strategy=arm, target_width=final_width, sim_weight=sim_weight if arm == 'similarity' else 0.0)
+    if arm == 'similarity' and candidates is not None: kw['candidates'] = candidates
+    return kw
 
-def compare(out, arms=ARMS, seeds=(0, 1, 2), width=8, final_width=16, log=print, **kw):
+def compare(out, arms=ARMS, seeds=(0, 1, 2), width=8, final_width=16, log=print, candidates=None, **kw):
     "Run every arm for every seed (skipping finished ones), then write results.csv, table.md and compare.png to `out`"
     out = Path(out); (out/'runs').mkdir(parents=True, exist_ok=True)
     res, seeds = [], list(seeds)
@@ -193,7 +195,8 @@ def compare(out, arms=ARMS, seeds=(0, 1, 2), width=8, final_width=16, log=print,
             f = out/'runs'/f'{arm}-seed{seed}.json'
             if f.exists():
                 res.append(json.loads(f.read_text())); log(f"{arm:15s} seed {seed}: done before, skipped"); continue
-            _, _, s = train_run(seed=seed, **_arm_kwargs(arm, width, final_width, kw.get('sim_weight', 0.1)), **{k: v for k, v in kw.items() if k != 'sim_weight'})
+            _, _, s = train_run(seed=seed, **_arm_kwargs(arm, width, final_width, kw.get('sim_weight', 0.1), candidates),
+                                **{k: v for k, v in kw.items() if k != 'sim_weight'})
             s['arm'] = arm
             f.write_text(json.dumps(_jsonable(s)))
             res.append(s)
@@ -262,7 +265,7 @@ def compare_main(argv=None):
         if bad: raise ValueError(f"--arms: unknown arm(s) {', '.join(bad)}; choose from {', '.join(ARMS)}")
         final = a.final_width or 2 * a.width
         if final < a.width: raise ValueError(f"--final-width {final} is smaller than --width {a.width}")
-        extra = dict(pairs=a.pairs, margin=a.margin)
+        extra = dict(pairs=a.pairs, margin=a.margin, candidates=a.candidates)
         rows = summarize(compare(a.out, arms, range(a.seeds), a.width, final, data=a.data, model=a.model, epochs=a.epochs, sim_weight=a.sim_weight,
                                  grow_at=a.grow_at, device=a.device, fp16=a.fp16, bs=a.bs, lr=a.lr, n_train=a.n_train, n_test=a.n_test,
                                  classes=a.classes, progress=False, **extra), arms)

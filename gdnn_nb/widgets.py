@@ -8,7 +8,7 @@ Docs: https://gdnn-nb.github.io/gdnn_nb/widgets.html.md"""
 __all__ = ['PAIR_KINDS', 'PAIR_COLOURS', 'pair_values', 'pair_stats', 'plot_pairs', 'fig_png', 'SimilarityExplorer',
            'GradCAMExplorer']
 
-# %% ../nbs/07_widgets.ipynb #7ee4250d
+# %% ../nbs/07_widgets.ipynb #28d4b4a1
 import io
 import numpy as np, torch, torch.nn as nn
 import matplotlib
@@ -19,7 +19,7 @@ from fastai.torch_core import TensorImage
 from .similarity import similarity_matrix
 from .gradcam import gradcam, default_layer, _overlay, _display
 
-# %% ../nbs/07_widgets.ipynb #72876495
+# %% ../nbs/07_widgets.ipynb #b8435cb0
 PAIR_KINDS = ('old-old', 'new-old', 'new-new')
 PAIR_COLOURS = {'old-old': 'tab:gray', 'new-old': 'tab:orange', 'new-new': 'tab:red'}
 
@@ -52,7 +52,7 @@ def fig_png(fig) -> bytes:
     plt.close(fig)
     return buf.getvalue()
 
-# %% ../nbs/07_widgets.ipynb #4d73d977
+# %% ../nbs/07_widgets.ipynb #e9fe3838
 class SimilarityExplorer(widgets.VBox):
     "Histograms of neuron similarities by pair kind, for each growing layer and growth step of `learn`"
     def __init__(self, learn, bins=40):
@@ -95,7 +95,7 @@ class SimilarityExplorer(widgets.VBox):
         self.image.value, self.stats.value = png, f"<small>{stats}</small>"
         self.step_label.value = self.snaps[self.step.value][0]
 
-# %% ../nbs/07_widgets.ipynb #06144ece
+# %% ../nbs/07_widgets.ipynb #db8639e3
 class GradCAMExplorer(widgets.VBox):
     "Side-by-side Grad-CAM maps and predictions of several `models` (name -> model or Learner) on the validation images of `dls`"
     def __init__(self, models, dls, max_images=None):
