@@ -8,7 +8,7 @@ Docs: https://gdnn-nb.github.io/gdnn_nb/callback.html.md"""
 __all__ = ['GrowthCallback']
 
 # %% ../nbs/03_callback.ipynb #ea9f9c4a
-import copy, itertools, sys, time
+import itertools, sys, time
 from collections import deque
 import torch
 import matplotlib.pyplot as plt

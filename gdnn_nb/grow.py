@@ -14,7 +14,7 @@ __all__ = ['PRODUCERS', 'NORMS', 'PASS_THROUGH', 'STRATEGIES', 'Group', 'out_wid
 import copy, inspect, math
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-import torch, torch.nn as nn, torch.nn.functional as F
+import torch, torch.nn as nn
 from torch import Tensor
 from .similarity import EPS, normalized_neurons
 

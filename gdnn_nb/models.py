@@ -9,7 +9,7 @@ __all__ = ['VGG_CFG', 'RESNET_STAGES', 'vgg', 'widths', 'count_params', 'BasicBl
 
 # %% ../nbs/02_models.ipynb #0bbc0b91
 from collections import OrderedDict
-import torch, torch.nn as nn, torch.nn.functional as F
+import torch.nn as nn, torch.nn.functional as F
 from .grow import growable_groups
 
 # %% ../nbs/02_models.ipynb #ea956cf4

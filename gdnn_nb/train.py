@@ -13,7 +13,6 @@ import argparse, copy, csv, json, statistics, sys, time, warnings
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')  # torch's notice, raised inside fastai's imports: noise on the command line
 from pathlib import Path
 import torch
-import matplotlib
 import matplotlib.pyplot as plt
 from fastai.learner import Learner
 import fastai.callback.progress, fastai.callback.fp16  # progress bars and Learner.no_bar; Learner.to_fp16

@@ -10,14 +10,13 @@ __all__ = ['PAIR_KINDS', 'PAIR_COLOURS', 'pair_values', 'pair_stats', 'plot_pair
 
 # %% ../nbs/07_widgets.ipynb #28d4b4a1
 import io
-import numpy as np, torch, torch.nn as nn
-import matplotlib
+import torch, torch.nn as nn
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 from fastai.learner import Learner
 from fastai.torch_core import TensorImage
 from .similarity import similarity_matrix
-from .gradcam import gradcam, default_layer, _overlay, _display
+from .gradcam import gradcam, _overlay, _display
 
 # %% ../nbs/07_widgets.ipynb #b8435cb0
 PAIR_KINDS = ('old-old', 'new-old', 'new-new')

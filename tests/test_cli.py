@@ -1,5 +1,5 @@
 "End to end: the console commands a user runs, as installed by `pip install -e .`"
-import csv, json, os, shutil, subprocess, sys
+import csv, json, shutil, subprocess, sys
 from pathlib import Path
 
 import pytest

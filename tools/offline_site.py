@@ -12,7 +12,7 @@ they load from their CDN.
 
 --test-mode sets IN_TEST=1 in the kernels, as nbdev-test does: the notebooks shrink their work.
 """
-import argparse, os, re, shutil, subprocess, sys, time
+import argparse, os, re, shutil, subprocess, time
 from pathlib import Path
 
 import nbformat, yaml
