@@ -72,42 +72,47 @@ def tensor_dls(x_train, y_train, x_test, y_test, vocab, bs=128, device=None, aug
 CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']
 N_CLASSES = {'cifar10': 10, 'cifar100': 100}
 ARRAYS = ('x_train', 'y_train', 'x_test', 'y_test')
-IMG_SIZE = (32, 32)  # the models' input: CIFAR's size
+IMG_SIZE = (32, 32)  # the models' input: CIFAR's size, height x width
 
 def _n_bad(a):
-    "How many NaN or inf values the float array `a` holds (0 for other dtypes)"
+    "How many NaN or inf values the array `a` holds (0 unless it is a float array)"
     return int((~np.isfinite(a)).sum()) if np.issubdtype(a.dtype, np.floating) else 0
 
 def check_arrays(arrs:dict, # x_train, y_train, x_test, y_test as numpy arrays
                  n_classes:int, # labels must be 0..n_classes-1
-                 src): # the file or folder they came from, named in the message
+                 src): # the file or folder they came from, named first in the message
     "Raise a one-line ValueError naming what is wrong with the arrays `x_train, y_train, x_test, y_test` in `arrs`"
     for part in ('train', 'test'):
-        xn, yn = f'x_{part}', f'y_{part}'
+        xn, yn, last = f'x_{part}', f'y_{part}', n_classes - 1
         x, y = arrs[xn], arrs[yn]
         if x.ndim != 4 or x.shape[1] != 3:
             hint = ": channels last? use x.transpose(0, 3, 1, 2)" if x.ndim == 4 and x.shape[3] == 3 else ""
             raise ValueError(f"{src}: {xn} has shape {x.shape}; expected (N, 3, H, W), RGB channels first{hint}")
-        if _n_bad(x): raise ValueError(f"{src}: {xn} holds {_n_bad(x)} non-finite value(s) (NaN or inf); images must be uint8 (0-255)")
+        if _n_bad(x):
+            raise ValueError(f"{src}: {xn} holds {_n_bad(x)} non-finite value(s) (NaN or inf); images must be uint8 (0-255)")
         if x.dtype != np.uint8:
-            raise ValueError(f"{src}: {xn} has dtype {x.dtype}; images must be uint8 (0-255), e.g. (x * 255).round().astype(np.uint8) from [0, 1]")
+            raise ValueError(f"{src}: {xn} has dtype {x.dtype}; images must be uint8 (0-255), "
+                             "e.g. (x * 255).round().astype(np.uint8) from [0, 1]")
         if len(x) == 0: raise ValueError(f"{src}: {xn} holds no images; the {part} set needs at least one")
         if x.shape[2:] != IMG_SIZE:
             raise ValueError(f"{src}: {xn} holds {x.shape[2]}x{x.shape[3]} images (height x width); "
                              f"the models need {IMG_SIZE[0]}x{IMG_SIZE[1]}, CIFAR's size: resize them")
-        if y.ndim != 1 or len(y) != len(x): raise ValueError(f"{src}: {yn} has shape {y.shape} for {len(x)} images; expected ({len(x)},)")
-        if _n_bad(y): raise ValueError(f"{src}: {yn} holds {_n_bad(y)} non-finite label(s) (NaN or inf); labels must be integers 0..{n_classes - 1}")
+        if y.ndim != 1 or len(y) != len(x):
+            raise ValueError(f"{src}: {yn} has shape {y.shape} for {len(x)} images; expected ({len(x)},)")
+        if _n_bad(y): raise ValueError(f"{src}: {yn} holds {_n_bad(y)} non-finite label(s) (NaN or inf); labels must be 0..{last}")
         if not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"{src}: {yn} has dtype {y.dtype}; labels must be integers 0..{n_classes - 1}")
-        if y.min() < 0 or y.max() >= n_classes:
+            raise ValueError(f"{src}: {yn} has dtype {y.dtype}; labels must be integers 0..{last}")
+        if y.min() < 0 or y.max() > last:
             bad = y.min() if y.min() < 0 else y.max()
-            raise ValueError(f"{src}: {yn} holds label {bad}, outside 0..{n_classes - 1} ({n_classes} classes)")
+            raise ValueError(f"{src}: {yn} holds label {bad}, outside 0..{last} ({n_classes} classes)")
 
-# %% ../nbs/04_data.ipynb #9ec3b92b
+# %% ../nbs/04_data.ipynb #3cb3c211
 def _why(e):
     "An exception as one short line: its type and the start of its message"
     msg = ' '.join(str(e).split())
     return f"{type(e).__name__}: {msg[:160]}" if msg else type(e).__name__
+
+_DAMAGED = "the file is truncated or corrupt: save or download it again"
 
 def _member(d, k, path):
     "Array `k` of the open .npz `d`, never unpickled; a one-line ValueError naming `path` when it cannot be read"
@@ -116,7 +121,7 @@ def _member(d, k, path):
         if 'allow_pickle' in str(e):
             raise ValueError(f"{path}: {k} holds Python objects (a pickled array), which are never loaded; "
                              "save numbers: uint8 images, integer labels") from None
-        raise ValueError(f"{path}: cannot read {k} ({_why(e)}); the file is truncated or corrupt: save or download it again") from None
+        raise ValueError(f"{path}: cannot read {k} ({_why(e)}); {_DAMAGED}") from None
 
 def read_npz(path, # an .npz holding x_train, y_train, x_test, y_test, as `np.savez` writes it
              n_classes:int=10): # labels must be 0..n_classes-1
@@ -130,24 +135,25 @@ def read_npz(path, # an .npz holding x_train, y_train, x_test, y_test, as `np.sa
     if not head.startswith(b'PK'): raise ValueError(f"{path}: not an .npz (it is no zip archive); {want}")
     try: d = np.load(path)
     except Exception as e:  # zipfile, zlib and numpy each fail in their own way on a damaged archive
-        raise ValueError(f"{path}: not a readable .npz ({_why(e)}); the file is truncated or corrupt: save or download it again") from None
+        raise ValueError(f"{path}: not a readable .npz ({_why(e)}); {_DAMAGED}") from None
     with d:
         missing = [k for k in ARRAYS if k not in d.files]
-        if missing: raise ValueError(f"{path}: missing array(s) {', '.join(missing)}; an .npz needs x_train, y_train, x_test, y_test")
+        if missing: raise ValueError(f"{path}: missing array(s) {', '.join(missing)}; an .npz needs {', '.join(ARRAYS)}")
         arrs = {k: _member(d, k, path) for k in ARRAYS}
     check_arrays(arrs, n_classes, path)
     return arrs
 
-# %% ../nbs/04_data.ipynb #b09c9510
+# %% ../nbs/04_data.ipynb #3fbb7559
 def _read_image(f):
     "The image file `f` as a uint8 HxWx3 array; a one-line ValueError naming it when it cannot be read or is not 32x32"
     from PIL import Image
     try:
         with Image.open(f) as im: size, a = im.size, np.asarray(im.convert('RGB'))
-    except (OSError, SyntaxError, ValueError) as e: raise ValueError(f"{f}: cannot read this image ({_why(e)}); replace or remove it") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ValueError(f"{f}: cannot read this image ({_why(e)}); replace or remove it") from None
     if size[::-1] != IMG_SIZE:
-        raise ValueError(f"{f}: the image is {size[1]}x{size[0]} (height x width); the models need {IMG_SIZE[0]}x{IMG_SIZE[1]}, "
-                         "CIFAR's size: resize the images")
+        raise ValueError(f"{f}: the image is {size[1]}x{size[0]} (height x width); "
+                         f"the models need {IMG_SIZE[0]}x{IMG_SIZE[1]}, CIFAR's size: resize the images")
     return a
 
 def read_folder(path): # a folder in fastai's layout: train/<class>/*.png and test/<class>/*.png
@@ -169,24 +175,24 @@ def read_folder(path): # a folder in fastai's layout: train/<class>/*.png and te
         arrs[f'y_{p}'] = np.array([idx[f.parent.name] for f in fs], dtype=np.int64)
     return arrs, classes
 
-# %% ../nbs/04_data.ipynb #1cb75c42
+# %% ../nbs/04_data.ipynb #5b18ce60
 _CACHE_VERSION = 1  # raise it when the decoded arrays change, so that old caches are rebuilt
 
 def _folder_key(path):
     "What tells a data folder's contents cheaply: each class folder's name, number of files and time of last change"
     if not all((path/p).is_dir() for p in ('train', 'test')): return None
-    return json.dumps([_CACHE_VERSION] + [[p, e.name, len(os.listdir(e.path)), e.stat().st_mtime_ns]
-                                         for p in ('train', 'test') for e in sorted(os.scandir(path/p), key=lambda e: e.name) if e.is_dir()])
+    dirs = [(p, e) for p in ('train', 'test') for e in sorted(os.scandir(path/p), key=lambda e: e.name) if e.is_dir()]
+    return json.dumps([_CACHE_VERSION] + [[p, e.name, len(os.listdir(e.path)), e.stat().st_mtime_ns] for p, e in dirs])
 
 def read_folder_cached(path): # a folder in fastai's layout, such as the one `download_cifar` returns
-    "`read_folder(path)`, decoded once and then kept in `<path>_arrays.npz` beside it; rebuilt when the folder changed or the cache is unreadable"
+    "`read_folder(path)`, decoded once and kept in `<path>_arrays.npz` beside it; rebuilt when the folder changes or it is unreadable"
     path = Path(path)
     cache, key = path.with_name(f'{path.name}_arrays.npz'), _folder_key(path)
     if key is None: return read_folder(path)  # not in fastai's layout: read_folder says what is missing
     try:
         with np.load(cache) as d:
             if str(d['key']) == key: return {k: d[k] for k in ARRAYS}, d['classes'].tolist()
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error): pass  # no cache yet, or a broken one: build it
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error): pass  # none yet, or a broken one: build it
     arrs, classes = read_folder(path)
     tmp = cache.with_name(f'{cache.name}.{os.getpid()}.tmp')
     try:
@@ -205,8 +211,8 @@ def download_cifar(name:str='cifar10'): # 'cifar10' or 'cifar100'
     url = URLs.CIFAR if name == 'cifar10' else URLs.CIFAR_100
     try: return untar_data(url)
     except Exception as e:  # no network, a proxy, a full disk, a corrupt archive: the advice is the same
-        raise ConnectionError(f"could not download {name} from {url} ({_why(e)}); use a local copy (a folder in fastai's layout "
-                              "or an .npz): path=... in Python, --data PATH with gdnn-train") from None
+        raise ConnectionError(f"could not download {name} from {url} ({_why(e)}); use a local copy (a folder in fastai's "
+                              "layout or an .npz): path=... in Python, --data PATH with gdnn-train") from None
 
 def cifar_dls(name:str="cifar10", # 'cifar10' or 'cifar100'
               path=None, # a folder in fastai's layout or an .npz; None: fastai's download, decoded once and then cached
@@ -225,10 +231,12 @@ def cifar_dls(name:str="cifar10", # 'cifar10' or 'cifar100'
         arrs, classes = read_folder_cached(path)
     else:
         path = Path(path)
-        if not path.exists(): raise ValueError(f"cifar_dls: no file or folder at '{path}'; pass an .npz or a folder in fastai's layout")
+        if not path.exists():
+            raise ValueError(f"cifar_dls: no file or folder at '{path}'; pass an .npz or a folder in fastai's layout")
         if path.is_dir(): arrs, classes = read_folder(path)
-        else: arrs, classes = read_npz(path, N_CLASSES[name]), (CIFAR10_CLASSES if name == 'cifar10' else [str(i) for i in range(100)])
-    if len(classes) != N_CLASSES[name]: raise ValueError(f"cifar_dls: '{path}' has {len(classes)} classes, but {name} has {N_CLASSES[name]}")
+        else: arrs, classes = read_npz(path, N_CLASSES[name]), CIFAR10_CLASSES if name == 'cifar10' else [str(i) for i in range(100)]
+    if len(classes) != N_CLASSES[name]:
+        raise ValueError(f"cifar_dls: '{path}' has {len(classes)} classes, but {name} has {N_CLASSES[name]}")
     t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrs.items()}
     dls = tensor_dls(t['x_train'][:n_train], t['y_train'][:n_train].long(), t['x_test'][:n_test], t['y_test'][:n_test].long(),
                      classes, bs=bs, device=device, augment=augment, seed=seed)
@@ -246,7 +254,7 @@ def find_cifar_npz():
         if p.exists(): return p
     return None
 
-# %% ../nbs/04_data.ipynb #580c4fac
+# %% ../nbs/04_data.ipynb #7c292f9e
 @delegates(cifar_dls, but=['name', 'path'])
 def lesson_cifar_dls(**kwargs):
     "CIFAR-10 for the lessons: the subset `find_cifar_npz` finds, else the full data set, downloaded by fastai (Colab)"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gdnn_nb.data import cifar_dls, read_folder, CIFAR10_CLASSES
+from gdnn_nb.data import cifar_dls, lesson_cifar_dls, read_folder, CIFAR10_CLASSES
 
 GOOD = dict(x_train=np.zeros((4, 3, 32, 32), np.uint8), y_train=np.arange(4), x_test=np.zeros((2, 3, 32, 32), np.uint8), y_test=np.arange(2))
 
@@ -148,6 +148,15 @@ def test_download_path_offline_and_cached(fastai_cifar_home):
     for k, dl in (('train', dls2.train), ('test', dls2.valid)):
         assert np.array_equal(dl.x.numpy(), arrs[f'x_{k}']) and np.array_equal(dl.y.numpy(), arrs[f'y_{k}'])
     assert second < first / 2, (first, second)
+
+
+def test_lessons_download_when_there_is_no_subset(fastai_cifar_home, monkeypatch, tmp_path):
+    "As on Colab: no subset, so `lesson_cifar_dls` takes fastai's download (here the fixture's, found in place)"
+    monkeypatch.setenv('GDNN_CIFAR_NPZ', str(tmp_path/'absent.npz'))
+    dls = lesson_cifar_dls(bs=16, device='cpu')
+    assert dls.source == fastai_cifar_home.path and len(dls.train.x) == fastai_cifar_home.n_train
+    monkeypatch.delenv('GDNN_CIFAR_NPZ')
+    assert lesson_cifar_dls(bs=16, device='cpu').source.suffix == '.npz'  # the subset, when it is there
 
 
 def test_command_line_walks_the_download_path(fastai_cifar_home, tmp_path):
