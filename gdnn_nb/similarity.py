@@ -11,6 +11,7 @@ __all__ = ['EPS', 'neuron_weights', 'normalized_neurons', 'similarity_matrix', '
 # %% ../nbs/00_similarity.ipynb #b3a6bc5e
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 import matplotlib.pyplot as plt
 
 # %% ../nbs/00_similarity.ipynb #9ecd17fb
@@ -76,24 +77,75 @@ def _new_mask(new, n, device):
     if m.shape != (n,): raise ValueError(f"new mask has shape {tuple(m.shape)}, but the layer has {n} neurons; pass a mask of length {n}")
     return m
 
-def similarity_loss(x, new=None, pairs="new", margin=0.0) -> Tensor:
-    "Mean of `relu(|C| - margin)**2` over the selected pairs of neurons of `x` (`pairs`: 'new' or 'all'), in float32"
+# %% ../nbs/00_similarity.ipynb #44d8a24a
+def _penalty_root(C, margin):
+    "`relu(|C| - margin)`: the penalty is its square"
+    return C.abs() if margin == 0 else (C.abs() - margin).clamp_min_(0)
+
+class _SimilarityLoss(torch.autograd.Function):
+    "The constraint on the pairs of rows `a:` of `w` with all rows (`a=None`: every pair), its backward written out"
+    @staticmethod
+    def forward(ctx, w, a, margin, npairs):
+        nrm = torch.linalg.vector_norm(w, dim=1)
+        inv = nrm.clamp_min(EPS).reciprocal_()
+        rows = slice(None) if a is None else slice(a, None)
+        C = (w[rows] @ w.T).mul_(inv[rows, None]).mul_(inv)
+        t = _penalty_root(C, margin)
+        sq = torch.dot(t.view(-1), t.view(-1))
+        if a is None: loss = (sq - t.diagonal().square().sum()) / npairs
+        else:
+            tn = t[:, a:]  # the new-new pairs sit twice in the new rows, and each new neuron once with itself
+            loss = (sq - 0.5 * tn.square().sum() - 0.5 * tn.diagonal().square().sum()) / npairs
+        ctx.save_for_backward(w, nrm, inv, C)
+        ctx.a, ctx.margin, ctx.npairs = a, margin, npairs
+        return loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        w, nrm, inv, C = ctx.saved_tensors
+        a, s = ctx.a, 2 * grad / ctx.npairs
+        P = C.mul(s) if ctx.margin == 0 else _penalty_root(C, ctx.margin).copysign_(C).mul_(s)  # dL/dC
+        norms_share = lambda b: -b * inv * inv * (nrm >= EPS)  # b_i / r_i^2 on the diagonal of S; none below eps
+        if a is None:
+            P.diagonal().zero_()
+            b = (P * C).sum(1)
+            S = P.mul_(inv[:, None]).mul_(inv)
+            S.diagonal().copy_(norms_share(b))
+            return S.mul_(2) @ w, None, None, None
+        P[:, a:].mul_(0.5).diagonal().zero_()
+        PC = P * C
+        b = PC.sum(0)
+        b[a:] += PC.sum(1)
+        d = norms_share(b)
+        S = P.mul_(inv[a:, None]).mul_(inv)
+        S[:, a:].mul_(2).diagonal().add_(d[a:])
+        g = torch.empty_like(w)
+        torch.mm(S[:, :a].T, w[a:], out=g[:a])                # old rows
+        torch.mm(S[:, a:], w[a:], out=g[a:])                  # new rows
+        g[a:].addmm_(S[:, :a], w[:a])
+        g[:a].addcmul_(w[:a], d[:a, None])
+        return g, None, None, None
+
+# %% ../nbs/00_similarity.ipynb #abf6fed2
+def similarity_loss(x,            # a Conv2d, a Linear or a weight tensor
+                    new=None,     # the new neurons: a bool mask, or the count of newest ones (at the end)
+                    pairs="new",  # 'new': pairs with at least one new neuron; 'all': every pair
+                    margin=0.0,   # |cos| up to `margin` costs nothing
+                   ) -> Tensor:
+    "Mean of `relu(|C| - margin)**2` over the selected pairs of neurons of `x`, in float32 (float64 for float64 weights)"
     if pairs not in ('new', 'all'): raise ValueError(f"pairs={pairs!r}; use 'new' (pairs with a grown neuron) or 'all' (every pair)")
     if not 0 <= margin < 1: raise ValueError(f"margin={margin}; use a value in [0, 1)")
-    u = normalized_neurons(x)
-    n = len(u)
-    pen = lambda c: F.relu(c.abs() - margin).square()
-    if pairs == 'all':
-        if n < 2: return u.new_zeros(())
-        p = pen(u @ u.T)
-        return (p.sum() - p.diagonal().sum()) / (n * (n-1))
-    m = _new_mask(new, n, u.device)
+    w = neuron_weights(x)
+    w = w.to(torch.promote_types(w.dtype, torch.float32))
+    n = len(w)
+    if pairs == 'all': return _SimilarityLoss.apply(w, None, margin, n * (n-1)) if n > 1 else w.new_zeros(())
+    m = _new_mask(new, n, w.device)
     k = 0 if m is None else int(m.sum())
     npairs = k * (n-k) + k * (k-1) // 2
-    if npairs == 0: return u.new_zeros(())
-    r = pen(u[m] @ u.T)
-    rn = r[:, m]
-    return (r.sum() - 0.5 * rn.sum() - 0.5 * rn.diagonal().sum()) / npairs
+    if npairs == 0: return w.new_zeros(())
+    if not m[n-k:].all(): w = w[torch.cat([(~m).nonzero()[:, 0], m.nonzero()[:, 0]])]  # the new neurons to the end
+    return _SimilarityLoss.apply(w, n-k, margin, npairs)
 
 # %% ../nbs/00_similarity.ipynb #f3121a26
 @torch.no_grad()

@@ -1,0 +1,198 @@
+"""The similarity constraint against its arithmetic floor, on one device, all in one run.
+
+(1) FLOPs counted from the layer shapes, for --bs images of a VGG-11 (--width) grown from half its width:
+    training step = 3 x forward (backward ~2x forward) of the convs (2*out*in/groups*kh*kw*H_out*W_out
+    per image) and the linear layers (2*out*in per image); batch norm, ReLU, pooling, loss and optimiser
+    step are not counted. Constraint floor per growing layer (n neurons of d inputs, k of them new):
+      pairs='all': the two Gram products, forward U U^T and backward (G + G^T) U: 4 n^2 d;
+      pairs='new': forward U_new U^T (2 k n d), backward Q_new U for the new rows (2 k n d) and
+                   Q_new,old^T U_new for the old rows (2 k (n-k) d): (6 k n - 2 k^2) d.
+(2) Kernels: similarity_loss forward+backward against a bare Gram product W @ W.T forward+backward by
+    autograd (the reference the goal is stated against: at most 1.2x), and against the floor kernel
+    (W @ W.T, then G @ W, no autograd), for a 512 x 4608 weight and for each layer shape of the network.
+(3) Training steps (SGD with momentum on one random batch): without the constraint, with it on every
+    batch for pairs='all' and pairs='new' (through GrowthCallback.constraint, as after_loss adds it),
+    and the constraint alone (forward+backward into the weights). Steps alternate between the variants
+    in a shuffled order each round; the medians give the overhead, set beside the FLOP share.
+    Goal: overhead of pairs='all' at most 1.3x its floor share.
+(2) and (3) also run the plain formula (`plain_similarity_loss` below: normalise, every product, the
+abs/relu/mask chain, autograd's backward), interleaved with the library's, so that the two are compared
+under the same load; --no-plain leaves it out.
+
+    .venv/bin/python bench/constraint_bench.py [--quick] [--device cpu] [--threads 2] [--rounds 20]
+"""
+import argparse, random, statistics, time, warnings
+from types import SimpleNamespace
+import torch, torch.nn as nn, torch.nn.functional as F
+import gdnn_nb.callback as callback_module
+warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
+from gdnn_nb.callback import GrowthCallback
+from gdnn_nb.grow import grow_model, growable_groups
+from gdnn_nb.models import vgg
+from gdnn_nb.similarity import similarity_loss, neuron_weights, _new_mask
+
+
+def plain_similarity_loss(x, new=None, pairs='new', margin=0.0):
+    "The constraint as first written: normalise the rows, take every product, let autograd do the backward"
+    u = F.normalize(neuron_weights(x).float(), dim=1, eps=1e-8)
+    n = len(u)
+    pen = lambda c: F.relu(c.abs() - margin).square()
+    if pairs == 'all':
+        if n < 2: return u.new_zeros(())
+        p = pen(u @ u.T)
+        return (p.sum() - p.diagonal().sum()) / (n * (n-1))
+    m = _new_mask(new, n, u.device)
+    k = 0 if m is None else int(m.sum())
+    npairs = k * (n-k) + k * (k-1) // 2
+    if npairs == 0: return u.new_zeros(())
+    r = pen(u[m] @ u.T)
+    rn = r[:, m]
+    return (r.sum() - 0.5 * rn.sum() - 0.5 * rn.diagonal().sum()) / npairs
+
+
+def sync(device):
+    if device.type == 'cuda': torch.cuda.synchronize()
+
+def interleaved(cases, rounds, device, inner=1, warmup=1):
+    "Median seconds per call of each case in `cases` (name -> fn), calls alternating in a shuffled order each round"
+    t = {k: [] for k in cases}
+    names = list(cases)
+    for r in range(warmup + rounds):
+        random.shuffle(names)
+        for k in names:
+            sync(device); t0 = time.perf_counter()
+            for _ in range(inner): cases[k]()
+            sync(device)
+            if r >= warmup: t[k].append((time.perf_counter() - t0) / inner)
+    return {k: statistics.median(v) for k, v in t.items()}
+
+def step_flops(model, bs, device):
+    "Training-step FLOPs of the convs and linear layers of `model` for `bs` 32x32 images: 3 x forward"
+    fl, hooks = [0], []
+    def conv(m, i, o): fl[0] += 2 * m.out_channels * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1] * o.shape[-2] * o.shape[-1]
+    def lin(m, i, o): fl[0] += 2 * m.out_features * m.in_features
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d): hooks.append(m.register_forward_hook(conv))
+        elif isinstance(m, nn.Linear): hooks.append(m.register_forward_hook(lin))
+    model.eval()
+    with torch.no_grad(): model(torch.zeros(1, 3, 32, 32, device=device))
+    model.train()
+    for h in hooks: h.remove()
+    return 3 * fl[0] * bs
+
+def floor_flops(n, d, k=None):
+    "FLOPs of the constraint's floor for a layer of `n` neurons of `d` inputs: pairs='all' (k None) or k new"
+    return 4 * n * n * d if k is None else (6 * k * n - 2 * k * k) * d
+
+def grown_vgg(width, device):
+    "VGG-11 built at half `width` and grown (random strategy) to `width`: every producer has half its neurons new"
+    torch.manual_seed(0)
+    m = vgg(11, width // 2)
+    grow_model(m, 1.0, 'random')
+    return m.to(device)
+
+def callback_on(model, pairs):
+    "GrowthCallback(pairs=...) on `model`, without a Learner: enough for its `constraint` and `producers`"
+    cb = GrowthCallback(at=[], pairs=pairs)
+    cb.learn = SimpleNamespace(model=model, xb=(torch.zeros(2, 3, 32, 32, device=next(model.parameters()).device),))
+    return cb
+
+def kernels(a, device, model):
+    print(f"\n(2) kernels: median ms of forward+backward, {a.kernel_rounds} interleaved rounds; "
+          f"ratios to the bare Gram product (autograd) and to the floor kernel")
+    shapes = [(512, 4608)] + [tuple(neuron_weights(p).shape) for p in callback_on(model, 'all').producers()]
+    impls = {'': similarity_loss} | ({' plain': plain_similarity_loss} if a.plain else {})
+    cols = ['bare', 'floor'] + [f"{c}{i}" for i in impls for c in ('all', 'new')]
+    print(f"    {'n x d':>11s} " + ' '.join(f"{c:>10s}" for c in cols) + "   " +
+          ' '.join(f"{c + '/' + r:>15s}" for i in impls for c, r in ((f'all{i}', 'bare'), (f'all{i}', 'floor'), (f'new{i}', 'bare'))))
+    tot = {c: 0. for c in cols}
+    for i, (n, d) in enumerate(shapes):
+        W = (torch.randn(n, d, device=device) * 0.01).requires_grad_()
+        k = n // 2
+        def bare(): W.grad = None; (W @ W.T).sum().backward()
+        def floor():
+            with torch.no_grad(): G = W @ W.T; G @ W
+        def loss(f, pairs):
+            def run(): W.grad = None; f(W, new=k, pairs=pairs).backward()
+            return run
+        cases = dict(bare=bare, floor=floor) | {f"{c}{nm}": loss(f, c) for nm, f in impls.items() for c in ('all', 'new')}
+        inner = min(50, max(1, int(5e7 / (6 * n * n * d))))
+        r = interleaved(cases, a.kernel_rounds, device, inner=inner)
+        if i == 0: ref = r
+        else:
+            for c in tot: tot[c] += r[c]
+        print(kernel_row(f"{n} x {d}" + (" (ref.)" if i == 0 else ""), r, cols, impls))
+    print(kernel_row('VGG total', tot, cols, impls))
+    print(f"    goal: similarity_loss('all') fwd+bwd at most 1.2x a bare Gram fwd+bwd: 512 x 4608 {ref['all']/ref['bare']:.2f}x, "
+          f"VGG layers {tot['all']/tot['bare']:.2f}x")
+    return tot
+
+def kernel_row(label, r, cols, impls):
+    return (f"    {label:>11s} " + ' '.join(f"{r[c]*1e3:10.3f}" for c in cols) + "   " +
+            ' '.join(f"{r[c]/r[b]:15.2f}" for i in impls for c, b in ((f'all{i}', 'bare'), (f'all{i}', 'floor'), (f'new{i}', 'bare'))))
+
+def steps(a, device, model, flops, fl_all, fl_new, ktot):
+    print(f"\n(3) training steps (batch {a.bs}): median ms per step, {a.rounds} interleaved rounds")
+    torch.manual_seed(0)
+    x, y = torch.randn(a.bs, 3, 32, 32, device=device), torch.randint(0, 10, (a.bs,), device=device)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    cons = {p: callback_on(model, p).constraint for p in ('all', 'new')}
+    def step(pairs=None, f=similarity_loss):
+        callback_module.similarity_loss = f
+        loss = F.cross_entropy(model(x), y)
+        if pairs is not None: loss = loss + 0.1 * cons[pairs]()
+        opt.zero_grad(); loss.backward(); opt.step()
+        callback_module.similarity_loss = similarity_loss
+    def only(pairs): opt.zero_grad(); (0.1 * cons[pairs]()).backward()
+    cases = {'without': step, "pairs='all'": lambda: step('all'), "pairs='new'": lambda: step('new'),
+             "'all' alone": lambda: only('all'), "'new' alone": lambda: only('new')}
+    if a.plain: cases |= {"'all' plain": lambda: step('all', plain_similarity_loss), "'new' plain": lambda: step('new', plain_similarity_loss)}
+    r = interleaved(cases, a.rounds, device)
+    base = r['without']
+    print(f"    {'variant':14s} {'ms/step':>8s} {'overhead':>9s} {'floor share':>11s} {'overhead/floor':>15s}")
+    for k, v in r.items():
+        fl = fl_all if 'all' in k else fl_new if 'new' in k else None
+        ov = (v - base) / base if 'alone' not in k else v / base
+        tail = f" {ov:+9.1%} {fl/flops:11.1%} {ov/(fl/flops):15.2f}" if fl is not None else ''
+        print(f"    {k:14s} {v*1e3:8.1f}{tail}")
+    ov = (r["pairs='all'"] - base) / base
+    print(f"    goal: pairs='all' on every batch at most 1.3x its floor share: {ov/(fl_all/flops):.2f}x "
+          f"({'met' if ov <= 1.3 * fl_all / flops else 'NOT met'})")
+    print(f"    for scale: the VGG layers' bare-Gram kernels of (2) take {ktot['bare']/base:.1%} of a step, "
+          f"the floor kernels {ktot['floor']/base:.1%}")
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    p.add_argument('--threads', type=int, default=None, help='torch threads on the CPU (default: as torch starts)')
+    p.add_argument('--width', type=int, default=32)
+    p.add_argument('--bs', type=int, default=128)
+    p.add_argument('--rounds', type=int, default=12, help='interleaved rounds of training steps')
+    p.add_argument('--kernel-rounds', type=int, default=7)
+    p.add_argument('--no-plain', dest='plain', action='store_false', help='leave out the plain formula')
+    p.add_argument('--quick', action='store_true', help='fewer rounds: about a minute on a 2-core CPU')
+    a = p.parse_args()
+    if a.quick: a.rounds, a.kernel_rounds = 5, 3
+    if a.threads: torch.set_num_threads(a.threads)
+    device = torch.device(a.device)
+    model = grown_vgg(a.width, device)
+    prods = callback_on(model, 'all').producers()
+    flops = step_flops(model, a.bs, device)
+    print(f"VGG-11 width {a.width // 2} grown to {a.width}, batch {a.bs}, device {device} "
+          f"({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), torch {torch.__version__}")
+    print(f"\n(1) FLOPs: training step {flops/1e9:.2f} GFLOP (3 x forward of convs and linear layers)")
+    print(f"    {'layer':12s} {'n':>4s} {'d':>5s} {'k new':>5s} {'floor all':>10s} {'floor new':>10s}")
+    fl_all = fl_new = 0
+    for g, pr in zip(callback_on(model, 'all').groups(), prods):
+        n, d = neuron_weights(pr).shape
+        k = int(pr.grown_mask.sum())
+        fa, fn = floor_flops(n, d), floor_flops(n, d, k)
+        fl_all, fl_new = fl_all + fa, fl_new + fn
+        print(f"    {g.producer:12s} {n:4d} {d:5d} {k:5d} {fa/1e6:8.1f} M {fn/1e6:8.1f} M")
+    print(f"    constraint floor: pairs='all' {fl_all/1e9:.3f} GFLOP = {fl_all/flops:.1%} of the step, "
+          f"pairs='new' {fl_new/1e9:.3f} GFLOP = {fl_new/flops:.1%}")
+    ktot = kernels(a, device, model)
+    steps(a, device, model, flops, fl_all, fl_new, ktot)
+
+if __name__ == '__main__':
+    main()

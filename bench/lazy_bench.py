@@ -1,0 +1,114 @@
+"""Lazy similarity constraint: applied every k-th training batch with its weight times k, on the CIFAR-10 subset.
+
+VGG-11 grown from width 16 to 32 (growth at epochs 1, 2, 3) under fit_one_cycle for --epochs epochs, with the
+default constraint (pairs='new', weight 0.1) applied every k training batches (k in --ks), and without it
+(k = 0 in the table: sim_weight=0), over --seeds seeds. Runs alternate between the variants for each seed.
+Per run: fit time, test accuracy, mean |cos| over all pairs and over the pairs with a new neuron (mean over
+the growing layers) at the end. Each run is appended to --out (JSON) as soon as it ends; the table at the
+end gives mean and spread (sd) over the seeds, and the fit time against sim_weight=0.
+
+GrowthCallback(sim_every=k) when the library has it, otherwise a subclass that does the same in after_loss.
+
+    .venv/bin/python bench/lazy_bench.py [--epochs 5] [--seeds 3] [--threads 1] [--ks 0 1 4 8] [--out bench/out/lazy.json]
+"""
+import argparse, inspect, json, random, statistics, time, warnings
+from pathlib import Path
+import torch
+warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
+from fastai.vision.all import Learner, accuracy, CrossEntropyLossFlat
+from gdnn_nb.callback import GrowthCallback
+from gdnn_nb.data import cifar_dls, find_cifar_npz
+from gdnn_nb.models import vgg
+from gdnn_nb.similarity import similarity_matrix
+
+HAS_SIM_EVERY = 'sim_every' in inspect.signature(GrowthCallback.__init__).parameters
+
+class LazyGrowthCallback(GrowthCallback):
+    "GrowthCallback with the constraint every `sim_every` training batches, its weight multiplied by `sim_every`"
+    def __init__(self, sim_every=1, **kwargs):
+        super().__init__(**kwargs)
+        self.every_k = sim_every
+    def after_loss(self):
+        if self.learn.train_iter % self.every_k: return
+        w = self.sim_weight
+        self.sim_weight = w * self.every_k
+        try: super().after_loss()
+        finally: self.sim_weight = w
+
+def growth_cb(k, **kwargs):
+    if k == 0: return GrowthCallback(sim_weight=0, **kwargs)
+    return GrowthCallback(sim_every=k, **kwargs) if HAS_SIM_EVERY else LazyGrowthCallback(sim_every=k, **kwargs)
+
+@torch.no_grad()
+def cos_stats(cb):
+    "Mean |cos| over all pairs and over the pairs with a new neuron, averaged over the growing layers"
+    alls, news = [], []
+    for p in cb.producers():
+        C = similarity_matrix(p).abs()
+        n = len(C)
+        off = ~torch.eye(n, dtype=torch.bool, device=C.device)
+        alls.append(C[off].mean().item())
+        m = getattr(p, 'grown_mask', None)
+        if m is not None and m.any(): news.append(C[(m[:, None] | m[None, :]) & off].mean().item())
+    return statistics.mean(alls), statistics.mean(news) if news else float('nan')
+
+def run(dls, k, epochs, lr, seed):
+    torch.manual_seed(seed); random.seed(seed)
+    cb = growth_cb(k, at=[1, 2, 3], target_width=32)
+    learn = Learner(dls, vgg(11, 16), loss_func=CrossEntropyLossFlat(), metrics=accuracy, cbs=[cb])
+    with learn.no_bar(), learn.no_logging():
+        t0 = time.perf_counter()
+        learn.fit_one_cycle(epochs, lr)
+        t = time.perf_counter() - t0
+        acc = learn.validate()[1]
+    mc, mn = cos_stats(cb)
+    return dict(k=k, seed=seed, epochs=epochs, fit_s=t, accuracy=float(acc), mean_cos=mc, mean_cos_new=mn,
+                threads=torch.get_num_threads(), sim_every_in_library=HAS_SIM_EVERY)
+
+def summary(rows):
+    ks = sorted({r['k'] for r in rows})
+    base = [r['fit_s'] for r in rows if r['k'] == 0]
+    print(f"\n{'k':>3s} {'runs':>4s} {'accuracy':>16s} {'mean |cos|':>16s} {'|cos| new pairs':>16s} {'fit s':>7s} {'vs off':>7s}")
+    ms = lambda v: f"{statistics.mean(v):.4f} ± {statistics.stdev(v) if len(v) > 1 else 0:.4f}"
+    for k in ks:
+        rs = [r for r in rows if r['k'] == k]
+        ft = statistics.median(r['fit_s'] for r in rs)
+        vs = f"{ft / statistics.median(base) - 1:+7.1%}" if base else ''
+        print(f"{k if k else 'off':>3} {len(rs):4d} {ms([r['accuracy'] for r in rs]):>16s} {ms([r['mean_cos'] for r in rs]):>16s} "
+              f"{ms([r['mean_cos_new'] for r in rs]):>16s} {ft:7.1f} {vs}")
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--epochs', type=int, default=5)
+    p.add_argument('--seeds', type=int, default=3)
+    p.add_argument('--ks', type=int, nargs='+', default=[0, 1, 4, 8], help='0 runs without the constraint')
+    p.add_argument('--bs', type=int, default=128)
+    p.add_argument('--lr', type=float, default=3e-3)
+    p.add_argument('--threads', type=int, default=None, help='torch threads (default: as torch starts)')
+    p.add_argument('--out', default='bench/out/lazy.json')
+    p.add_argument('--summary', action='store_true', help='only print the table of the runs already in --out')
+    a = p.parse_args()
+    out = Path(a.out)
+    rows = json.loads(out.read_text()) if out.exists() else []
+    if a.summary: return summary(rows)
+    if a.threads: torch.set_num_threads(a.threads)
+    npz = find_cifar_npz()
+    if npz is None: raise SystemExit("the CIFAR-10 subset is missing: put it at ../shared/data/cifar10_subset.npz or set GDNN_CIFAR_NPZ")
+    dls = cifar_dls(path=npz, bs=a.bs, device='cpu')
+    print(f"CIFAR-10 subset, VGG-11 16 -> 32, {a.epochs} epochs, ks {a.ks}, {a.seeds} seeds, {torch.get_num_threads()} threads, "
+          f"sim_every {'from the library' if HAS_SIM_EVERY else 'emulated'}", flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for s in range(a.seeds):
+        ks = list(a.ks)
+        random.Random(s).shuffle(ks)
+        for k in ks:
+            if any(r['k'] == k and r['seed'] == s and r['epochs'] == a.epochs for r in rows): continue
+            r = run(dls, k, a.epochs, a.lr, s)
+            rows.append(r)
+            out.write_text(json.dumps(rows, indent=1))
+            print(f"seed {s} k {k}: accuracy {r['accuracy']:.4f}, mean |cos| {r['mean_cos']:.4f} (new pairs {r['mean_cos_new']:.4f}), "
+                  f"fit {r['fit_s']:.1f} s", flush=True)
+    summary([r for r in rows if r['epochs'] == a.epochs])
+
+if __name__ == '__main__':
+    main()
