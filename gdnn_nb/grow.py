@@ -7,11 +7,11 @@ Docs: https://gdnn-nb.github.io/gdnn_nb/grow.html.md"""
 # %% auto #0
 __all__ = ['PRODUCERS', 'NORMS', 'PASS_THROUGH', 'STRATEGIES', 'Group', 'out_width', 'in_width', 'growable_groups', 'NewNeurons',
            'GrowContext', 'GrowthRecord', 'register_strategy', 'draw_neurons', 'random_strategy', 'max_similarity',
-           'select_dissimilar', 'similarity_strategy', 'net2net_strategy', 'firefly_strategy', 'grow', 'growth_count',
-           'grow_model', 'resize_opt_state', 'load_grown']
+           'select_dissimilar', 'similarity_strategy', 'net2net_strategy', 'firefly_strategy', 'GrowthWarning', 'grow',
+           'growth_count', 'grow_model', 'resize_opt_state', 'feeds', 'load_grown']
 
 # %% ../nbs/01_grow.ipynb #8a8e7f55
-import copy, inspect, math
+import copy, inspect, math, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import torch, torch.nn as nn
@@ -86,8 +86,8 @@ def _block_groups(block, prefix):
         norm = f'{prefix}{nn_}' if isinstance(norm, NORMS) and _norm_width(norm) == out_width(p) else None
         yield Group(f'{prefix}{pn}', norm, f'{prefix}{qn}', 1, out_width(p))
 
-def growable_groups(model) -> list:
-    "Every group of `model` that can grow: from its chains of `nn.Sequential` layers and its residual blocks"
+def growable_groups(model, x=None) -> list:
+    "Every group of `model` that can grow, from its `nn.Sequential` chains and residual blocks; checked on input `x` if given"
     groups = {}
     for name, m in model.named_modules():
         pre = f'{name}.' if name else ''
@@ -95,7 +95,8 @@ def growable_groups(model) -> list:
         elif isinstance(getattr(m, 'conv1', None), nn.Conv2d): found = _block_groups(m, pre)
         else: continue
         for g in found: groups.setdefault(g.producer, g)
-    return list(groups.values())
+    groups = list(groups.values())
+    return groups if x is None else [g for g, ok in zip(groups, feeds(model, groups, x)) if ok]
 
 # %% ../nbs/01_grow.ipynb #51e5b10a
 @dataclass
@@ -151,10 +152,16 @@ def _pad(t, dim, extra, value=0.):
     shape = list(t.shape); shape[dim] = extra
     return torch.cat([t, t.new_full(shape, value)], dim)
 
+def _set_data(p, data):
+    "Give parameter `p` the new, larger `data`, with a fresh gradient accumulator"
+    dtype = torch.float64 if data.dtype != torch.float64 else torch.float32
+    p.data = data.new_empty(0, dtype=dtype)  # a change of dtype makes autograd drop the accumulator it keeps for `p`
+    p.data = data
+
 def _append(p, extra, dim, rec):
     "Append `extra` to parameter `p` along `dim`, in place, logging the resize in `rec`"
     old = p.shape[dim]
-    p.data = torch.cat([p.data, extra.to(p.device, p.dtype)], dim)
+    _set_data(p, torch.cat([p.data, extra.to(p.device, p.dtype)], dim))
     if p.grad is not None: p.grad = _pad(p.grad, dim, extra.shape[dim])
     rec.params.append((p, dim, old, p.shape[dim]))
 
@@ -190,7 +197,7 @@ def _apply(ctx, spec, k, rec):
     w_out = spec.w_out if spec.w_out is not None else wq.new_zeros(wq.shape[0], k, wq.shape[2])
     new_w = torch.cat([wq, w_out.to(wq)], 1)
     old_cols = Q.weight.shape[1]
-    Q.weight.data = new_w.reshape(Q.weight.shape[0], (n + k) * ctx.group.spatial, *Q.weight.shape[2:])
+    _set_data(Q.weight, new_w.reshape(Q.weight.shape[0], (n + k) * ctx.group.spatial, *Q.weight.shape[2:]))
     if Q.weight.grad is not None: Q.weight.grad = _pad(Q.weight.grad, 1, Q.weight.shape[1] - old_cols)
     rec.params.append((Q.weight, 1, old_cols, Q.weight.shape[1]))
     if isinstance(Q, nn.Conv2d): Q.in_channels += k
@@ -312,6 +319,9 @@ def firefly_strategy(ctx, k, batches=None, loss_func=None, candidates=4, eps=1e-
     return NewNeurons(w_in, b_in, w_out, old_scale, norm_src, dict(batches=nb, splits=len(spl), new=len(new)))
 
 # %% ../nbs/01_grow.ipynb #4b8df912
+class GrowthWarning(UserWarning):
+    "Growth that cannot keep what the network computes"
+
 def _group_names(model): return ', '.join(g.producer for g in growable_groups(model)) or 'none'
 
 def _resolve(model, group) -> Group:
@@ -363,11 +373,18 @@ def grow(model, group, k, strategy="similarity", max_width=None, generator=None,
     if max_width is not None: k = max(0, min(k, max_width - n))
     rec = GrowthRecord(g.producer, g.norm, g.consumer, n, n + k, list(range(n, n + k)), name)
     if k == 0: return rec
-    if isinstance(ctx.norm, nn.GroupNorm) and (n + k) % ctx.norm.num_groups:
-        raise ValueError(f"grow: '{g.norm}' has {ctx.norm.num_groups} groups, which do not divide {n}+{k} channels; "
-                         f"grow '{g.producer}' by a multiple of {ctx.norm.num_groups} minus {n % ctx.norm.num_groups}")
+    if isinstance(ctx.norm, nn.GroupNorm):
+        G = ctx.norm.num_groups
+        if (n + k) % G:
+            ks = [j for j in range(1, 3 * G + 1) if (n + j) % G == 0]
+            raise ValueError(f"grow: '{g.norm}' has {G} groups, which do not divide {n}+{k} channels; "
+                             f"add {', '.join(map(str, ks))}, ... neurons to '{g.producer}' (the width must stay a multiple of {G})")
+        warnings.warn(f"grow: '{g.producer}' feeds GroupNorm '{g.norm}'; new channels change which channels are normalised "
+                      "together, so the network's output changes at this step (BatchNorm keeps it)", GrowthWarning, stacklevel=2)
     spec = fn(ctx, k, **opts)
     with torch.no_grad(): _apply(ctx, spec, k, rec)
+    torch.clear_autocast_cache()  # inside `torch.autocast`, cast copies of the old weights would otherwise be reused
+    if isinstance(model, torch._dynamo.eval_frame.OptimizedModule): torch._dynamo.reset()  # compiled code for the old shapes
     rec.info = spec.info
     return rec
 
@@ -405,6 +422,34 @@ def resize_opt_state(opt, records):
             if not st: continue
             for key, v in st.items():
                 if torch.is_tensor(v) and v.ndim > dim and v.shape[dim] == old: st[key] = _pad(v, dim, new - old)
+
+# %% ../nbs/01_grow.ipynb #2d672a13
+def feeds(model, groups, x) -> list:
+    "For each group, whether a forward pass of `model` on `x` carries the producer's output into the consumer"
+    zs, seen, hooks = {}, {}, []
+    def tap(name):  # add a zero that autograd can follow to the producer's output
+        def f(m, inp, out):
+            zs[name] = out.new_zeros(()).requires_grad_()
+            return out + zs[name]
+        return f
+    def grab(name):
+        def f(m, inp): seen[name] = inp[0]
+        return f
+    mods = dict(model.named_modules())
+    for g in groups:
+        hooks.append(mods[g.producer].register_forward_hook(tap(g.producer)))
+        hooks.append(mods[g.consumer].register_forward_pre_hook(grab(g.consumer)))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.enable_grad():
+            model(x[:2])
+            return [g.producer in zs and g.consumer in seen and seen[g.consumer].requires_grad and
+                    torch.autograd.grad(seen[g.consumer].sum(), zs[g.producer], retain_graph=True, allow_unused=True)[0] is not None
+                    for g in groups]
+    finally:
+        for h in hooks: h.remove()
+        model.train(was_training)
 
 # %% ../nbs/01_grow.ipynb #c1f921c5
 def _read_state(src):

@@ -51,11 +51,36 @@ def test_tiny_compare_writes_a_table_and_resumes(tmp_path):
 
 @pytest.mark.parametrize('args, msg', [
     (['--width', '0'], 'argument --width: 0 must be more than 0'),
+    (['--epochs', '2.5'], "argument --epochs: '2.5' is not a whole number"),
+    (['--lr', 'nan'], 'argument --lr: nan is not a finite number'),
+    (['--lr', 'inf'], 'argument --lr: inf is not a finite number'),
+    (['--lr', '-1e-3'], 'argument --lr: -1e-3 must be more than 0'),
+    (['--sim-weight', '-0.1'], 'argument --sim-weight: -0.1 must be at least 0'),
+    (['--grow-by', 'nan'], 'argument --grow-by: nan is not a finite number'),
+    (['--grow-at', '2,9', '--epochs', '3'], 'epoch 9 is beyond this fit of 3 epochs'),
+    (['--grow-at', '1.5'], 'is a float >= 1; fractions of training lie in (0, 1)'),
     (['--data', 'nowhere.npz'], "no file or folder at 'nowhere.npz'"),
     (['--device', 'tpu'], '--device tpu: use auto, cpu, cuda or cuda:N'),
+    (['--fp16', '--device', 'cpu'], 'fp16: mixed precision needs a CUDA GPU and this run is on cpu; drop fp16'),
+    (['--out', 'a-file'], '--out a-file: is a file; give a folder for the runs'),
+    (['--repeat', 'a-file'], '--repeat a-file: not a metrics.json written by gdnn-train'),
 ])
-def test_bad_values_get_one_line(args, msg, tmp_path):
-    r = run('gdnn-train', *args, cwd=tmp_path)
+def test_bad_values_get_one_line_before_training(args, msg, tmp_path):
+    (tmp_path/'a-file').write_text('not a folder, not a metrics.json')
+    r = run('gdnn-train', '--n-train', '64', '--n-test', '32', *args, cwd=tmp_path)
     assert r.returncode == 2
     assert 'Traceback' not in r.stderr
-    assert msg in r.stderr.strip().splitlines()[-1]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 or lines[0].startswith('usage:'), r.stderr  # argparse adds its usage line
+    assert msg in lines[-1]
+    assert not list((tmp_path/'runs').glob('*/metrics.json'))  # nothing trained
+
+
+def test_compare_refuses_to_resume_with_other_settings(tmp_path):
+    args = ['--width', '4', '--seeds', '1', '--n-train', '64', '--n-test', '32', '--device', 'cpu', '--arms', 'static-initial']
+    assert run('gdnn-compare', *args, '--epochs', '1', cwd=tmp_path).returncode == 0
+    r = run('gdnn-compare', *args, '--epochs', '2', cwd=tmp_path)
+    assert r.returncode == 2 and 'Traceback' not in r.stderr
+    assert "static-initial-seed0.json was made with epochs=1 (now 2); use another --out" in r.stderr.strip().splitlines()[-1]
+    r = run('gdnn-compare', *args, '--epochs', '1', '--data', 'shapes', '--lr', '0.01', cwd=tmp_path)
+    assert "was made with lr=0.003 (now 0.01)" in r.stderr
