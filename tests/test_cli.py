@@ -9,7 +9,7 @@ BIN = Path(sys.executable).parent
 
 def run(cmd, *args, cwd):
     exe = shutil.which(cmd, path=str(BIN)) or shutil.which(cmd)
-    assert exe, f"{cmd} is not installed; run README's set-up command"
+    assert exe, f"{cmd} is not installed; run `python3 tools/dev.py install`"
     return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 

@@ -1,8 +1,7 @@
 "Packaging: what a user gets from `pip install`, and what README promises."
-import importlib.metadata, re, sys
+import importlib.metadata, sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT/'tools'))
@@ -38,13 +37,6 @@ def test_every_numbered_notebook_is_in_the_sidebar():
 def test_readme_is_generated_from_index():
     assert (ROOT/'README.md').read_text() == make_readme.render(), \
         "README.md is out of date: run `.venv/bin/python tools/make_readme.py`"
-
-
-@pytest.mark.parametrize('tag', ['set-up', 'test'])
-def test_readme_has_the_commands_ci_runs(tag):
-    lines = [l for l in (ROOT/'README.md').read_text().splitlines() if re.search(rf'#\s*{tag}$', l)]
-    assert len(lines) == 1, f"README must hold exactly one command tagged '# {tag}' (.ci/run runs it)"
-    assert 'bash .ci/run' not in lines[0]
 
 
 def test_every_notebook_has_a_colab_badge_to_itself():
