@@ -93,7 +93,7 @@ def check_arrays(arrs:dict, # x_train, y_train, x_test, y_test as numpy arrays
         if x.dtype != np.uint8:
             raise ValueError(f"{src}: {xn} has dtype {x.dtype}; images must be uint8 (0-255), "
                              "e.g. (x * 255).round().astype(np.uint8) from [0, 1]")
-        if len(x) == 0: raise ValueError(f"{src}: {xn} holds no images; the {part} set needs at least one")
+        if len(x) == 0: raise ValueError(f"{src}: {xn} holds no images; it needs at least one")
         if x.shape[2:] != IMG_SIZE:
             raise ValueError(f"{src}: {xn} holds {x.shape[2]}x{x.shape[3]} images (height x width); "
                              f"the models need {IMG_SIZE[0]}x{IMG_SIZE[1]}, CIFAR's size: resize them")
@@ -106,7 +106,7 @@ def check_arrays(arrs:dict, # x_train, y_train, x_test, y_test as numpy arrays
             bad = y.min() if y.min() < 0 else y.max()
             raise ValueError(f"{src}: {yn} holds label {bad}, outside 0..{last} ({n_classes} classes)")
 
-# %% ../nbs/04_data.ipynb #3cb3c211
+# %% ../nbs/04_data.ipynb #ac57399c
 def _why(e):
     "An exception as one short line: its type and the start of its message"
     msg = ' '.join(str(e).split())
@@ -143,7 +143,7 @@ def read_npz(path, # an .npz holding x_train, y_train, x_test, y_test, as `np.sa
     check_arrays(arrs, n_classes, path)
     return arrs
 
-# %% ../nbs/04_data.ipynb #3fbb7559
+# %% ../nbs/04_data.ipynb #5a259456
 def _read_image(f):
     "The image file `f` as a uint8 HxWx3 array; a one-line ValueError naming it when it cannot be read or is not 32x32"
     from PIL import Image
@@ -175,7 +175,7 @@ def read_folder(path): # a folder in fastai's layout: train/<class>/*.png and te
         arrs[f'y_{p}'] = np.array([idx[f.parent.name] for f in fs], dtype=np.int64)
     return arrs, classes
 
-# %% ../nbs/04_data.ipynb #5b18ce60
+# %% ../nbs/04_data.ipynb #b711fc9f
 _CACHE_VERSION = 1  # raise it when the decoded arrays change, so that old caches are rebuilt
 
 def _folder_key(path):
@@ -254,7 +254,7 @@ def find_cifar_npz():
         if p.exists(): return p
     return None
 
-# %% ../nbs/04_data.ipynb #7c292f9e
+# %% ../nbs/04_data.ipynb #ecb5bc69
 @delegates(cifar_dls, but=['name', 'path'])
 def lesson_cifar_dls(**kwargs):
     "CIFAR-10 for the lessons: the subset `find_cifar_npz` finds, else the full data set, downloaded by fastai (Colab)"

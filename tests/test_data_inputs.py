@@ -1,5 +1,6 @@
 "Bad data ends in one line before any training, in Python and on the command line; fastai's download path works offline and is cached"
 import io, os, subprocess, sys, time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from unittest.mock import patch
 from urllib.error import URLError
@@ -101,14 +102,23 @@ def gdnn_train(*args, cwd, env=None):
     return subprocess.run([*cmd, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
 
 
+@pytest.fixture(scope='module')
+def cli_runs(tmp_path_factory):
+    "Every case of CLI_CASES through gdnn-train, as many at a time as there are cores: name -> (expected text, result)"
+    root = tmp_path_factory.mktemp('cli')
+    def one(name):
+        p, want = make(name, root)
+        return name, (want, gdnn_train('--data', str(p), '--epochs', '1', '--device', 'cpu', '--out', str(root/name/'runs'), cwd=root))
+    with ThreadPoolExecutor(os.cpu_count() or 1) as ex: return dict(ex.map(one, CLI_CASES))
+
+
 @pytest.mark.parametrize('name', CLI_CASES)
-def test_command_line_ends_in_one_line(name, tmp_path):
-    p, want = make(name, tmp_path)
-    r = gdnn_train('--data', str(p), '--epochs', '1', '--device', 'cpu', '--out', str(tmp_path/'runs'), cwd=tmp_path)
+def test_command_line_ends_in_one_line(name, cli_runs):
+    want, r = cli_runs[name]
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr[-3000:]
     assert len(lines) == 1 and lines[0].startswith('gdnn-train: error: ') and want in lines[0], r.stderr
-    assert not list(tmp_path.rglob('model.pth'))  # stopped before training
+    assert not list(Path(r.args[r.args.index('--out') + 1]).rglob('model.pth'))  # stopped before training
 
 
 def test_offline_message_fits_python_and_the_command_line():
