@@ -19,7 +19,7 @@
 abs/relu/mask chain, autograd's backward), interleaved with the library's, so that the two are compared
 under the same load; --no-plain leaves it out.
 
-    .venv/bin/python bench/constraint_bench.py [--quick] [--device cpu] [--threads 2] [--rounds 20]
+    .venv/bin/python bench/constraint_bench.py [--quick] [--device cpu] [--threads 1] [--clock cpu] [--rounds 12]
 """
 import argparse, random, statistics, time, warnings
 from types import SimpleNamespace
@@ -53,18 +53,21 @@ def plain_similarity_loss(x, new=None, pairs='new', margin=0.0):
 def sync(device):
     if device.type == 'cuda': torch.cuda.synchronize()
 
-def interleaved(cases, rounds, device, inner=1, warmup=1):
+CLOCK = time.perf_counter
+
+def interleaved(cases, rounds, device, inner=1, warmup=1, raw=False):
     "Median seconds per call of each case in `cases` (name -> fn), calls alternating in a shuffled order each round"
     t = {k: [] for k in cases}
+    clock = CLOCK
     names = list(cases)
     for r in range(warmup + rounds):
         random.shuffle(names)
         for k in names:
-            sync(device); t0 = time.perf_counter()
+            sync(device); t0 = clock()
             for _ in range(inner): cases[k]()
             sync(device)
-            if r >= warmup: t[k].append((time.perf_counter() - t0) / inner)
-    return {k: statistics.median(v) for k, v in t.items()}
+            if r >= warmup: t[k].append((clock() - t0) / inner)
+    return t if raw else {k: statistics.median(v) for k, v in t.items()}
 
 def step_flops(model, bs, device):
     "Training-step FLOPs of the convs and linear layers of `model` for `bs` 32x32 images: 3 x forward"
@@ -147,18 +150,21 @@ def steps(a, device, model, flops, fl_all, fl_new, ktot):
     cases = {'without': step, "pairs='all'": lambda: step('all'), "pairs='new'": lambda: step('new'),
              "'all' alone": lambda: only('all'), "'new' alone": lambda: only('new')}
     if a.plain: cases |= {"'all' plain": lambda: step('all', plain_similarity_loss), "'new' plain": lambda: step('new', plain_similarity_loss)}
-    r = interleaved(cases, a.rounds, device)
+    raw = interleaved(cases, a.rounds, device, raw=True)
+    r = {k: statistics.median(v) for k, v in raw.items()}
+    # overhead: median over rounds of each round's time over that round's step without the constraint
+    ovs = {k: statistics.median(x / b - ('alone' not in k) for x, b in zip(v, raw['without'])) for k, v in raw.items()}
     base = r['without']
+    print(f"    overhead: median over the rounds of (time / time without in the same round) - 1; the constraint alone: time / time without")
     print(f"    {'variant':14s} {'ms/step':>8s} {'overhead':>9s} {'floor share':>11s} {'overhead/floor':>15s}")
     for k, v in r.items():
         fl = fl_all if 'all' in k else fl_new if 'new' in k else None
-        ov = (v - base) / base if 'alone' not in k else v / base
-        tail = f" {ov:+9.1%} {fl/flops:11.1%} {ov/(fl/flops):15.2f}" if fl is not None else ''
+        tail = f" {ovs[k]:+9.1%} {fl/flops:11.1%} {ovs[k]/(fl/flops):15.2f}" if fl is not None else ''
         print(f"    {k:14s} {v*1e3:8.1f}{tail}")
-    ov = (r["pairs='all'"] - base) / base
+    ov = ovs["pairs='all'"]
     print(f"    goal: pairs='all' on every batch at most 1.3x its floor share: {ov/(fl_all/flops):.2f}x "
           f"({'met' if ov <= 1.3 * fl_all / flops else 'NOT met'})")
-    print(f"    for scale: the VGG layers' bare-Gram kernels of (2) take {ktot['bare']/base:.1%} of a step, "
+    if ktot: print(f"    for scale: the VGG layers' bare-Gram kernels of (2) take {ktot['bare']/base:.1%} of a step, "
           f"the floor kernels {ktot['floor']/base:.1%}")
 
 def main():
@@ -169,11 +175,18 @@ def main():
     p.add_argument('--bs', type=int, default=128)
     p.add_argument('--rounds', type=int, default=12, help='interleaved rounds of training steps')
     p.add_argument('--kernel-rounds', type=int, default=7)
+    p.add_argument('--clock', choices=('wall', 'cpu'), default='wall',
+                   help="'cpu': this process's CPU time, which a busy machine disturbs less (with --threads 1 on a CPU)")
     p.add_argument('--no-plain', dest='plain', action='store_false', help='leave out the plain formula')
+    p.add_argument('--only', choices=('kernels', 'steps'), default=None, help='run only part (2) or only part (3)')
     p.add_argument('--quick', action='store_true', help='fewer rounds: about a minute on a 2-core CPU')
     a = p.parse_args()
     if a.quick: a.rounds, a.kernel_rounds = 5, 3
     if a.threads: torch.set_num_threads(a.threads)
+    global CLOCK
+    if a.clock == 'cpu':
+        if a.device != 'cpu': raise SystemExit(f"--clock cpu times the CPU; with --device {a.device} use --clock wall")
+        CLOCK = time.process_time
     device = torch.device(a.device)
     model = grown_vgg(a.width, device)
     prods = callback_on(model, 'all').producers()
@@ -191,8 +204,8 @@ def main():
         print(f"    {g.producer:12s} {n:4d} {d:5d} {k:5d} {fa/1e6:8.1f} M {fn/1e6:8.1f} M")
     print(f"    constraint floor: pairs='all' {fl_all/1e9:.3f} GFLOP = {fl_all/flops:.1%} of the step, "
           f"pairs='new' {fl_new/1e9:.3f} GFLOP = {fl_new/flops:.1%}")
-    ktot = kernels(a, device, model)
-    steps(a, device, model, flops, fl_all, fl_new, ktot)
+    ktot = kernels(a, device, model) if a.only != 'steps' else None
+    if a.only != 'kernels': steps(a, device, model, flops, fl_all, fl_new, ktot)
 
 if __name__ == '__main__':
     main()
