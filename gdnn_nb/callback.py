@@ -105,6 +105,7 @@ def after_fit(self:GrowthCallback):
         self._ft_frame = None
         if self.history: self.snapshot('end of training')
 
+# %% ../nbs/03_callback.ipynb #d40df0e1
 @patch
 def snapshot(self:GrowthCallback, label):
     "Keep a CPU copy of each growing layer's weights and new-neuron mask, for the explorers (when `snapshots=True`)"
@@ -262,16 +263,6 @@ def before_batch(self:GrowthCallback):
     if self.training and self.iter > 0: self._maybe_grow(self.iter)
 
 @patch
-def constraint(self:GrowthCallback):
-    "The similarity constraint (without `sim_weight`): mean over growing layers with selected pairs; None when there are none"
-    terms = []
-    for p in self.producers():
-        if self.pairs == 'all': terms.append(similarity_loss(p, pairs='all', margin=self.margin))
-        elif getattr(p, 'grown_mask', None) is not None and p.grown_mask.any():
-            terms.append(similarity_loss(p, new=p.grown_mask, margin=self.margin))
-    return torch.stack(terms).mean() if terms else None
-
-@patch
 def after_loss(self:GrowthCallback):
     if not (self.training and self.active) or self.sim_weight == 0 or self.learn.train_iter % self.sim_every: return
     with torch.autocast(self.learn.loss_grad.device.type, enabled=False):
@@ -297,6 +288,17 @@ def after_epoch(self:GrowthCallback):
     self.log.append(dict(epoch=self.epoch, params=count_params(self.model), mean_cos=self.mean_cos(),
                          widths={g.producer: g.width for g in self.groups()},
                          sim_loss=None if self.last_sim is None else self.last_sim.item()))
+
+# %% ../nbs/03_callback.ipynb #d88e4a36
+@patch
+def constraint(self:GrowthCallback):
+    "The similarity constraint (without `sim_weight`): mean over growing layers with selected pairs; None when there are none"
+    terms = []
+    for p in self.producers():
+        if self.pairs == 'all': terms.append(similarity_loss(p, pairs='all', margin=self.margin))
+        elif getattr(p, 'grown_mask', None) is not None and p.grown_mask.any():
+            terms.append(similarity_loss(p, new=p.grown_mask, margin=self.margin))
+    return torch.stack(terms).mean() if terms else None
 
 # %% ../nbs/03_callback.ipynb #e6bb8531
 def growth_x(ev):
