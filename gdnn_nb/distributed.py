@@ -60,7 +60,8 @@ def rewrap(learn):  # a fastai Learner, right after its model grew (on every ran
     dt, m = distributed_trainer(learn), unwrap(learn.model)
     if dt is None or learn.model is m: return learn.model
     learn.model = m
-    learn.pred = learn.loss = learn.loss_grad = None
+    for k in ('pred', 'loss', 'loss_grad'):
+        if torch.is_tensor(getattr(learn, k, None)): setattr(learn, k, getattr(learn, k).detach())
     gc.collect()
     if '_original_forward' in vars(m): m.forward = vars(m).pop('_original_forward')
     acc = dt.accelerator

@@ -54,7 +54,10 @@ class Watch(Callback):
             self.rewrapped += 1
         self.wrapper = weakref.ref(self.learn.model)
         ev = self.learn.growth.history[-1]
-        self.checks.append(dict(at=f"epoch {ev['epoch']} batch {self.learn.iter}", mismatches=replica_mismatches(self.learn)))
+        infos = [None] * dist.get_world_size()
+        dist.all_gather_object(infos, ev['info'])  # what each rank's strategy reported (firefly: splits and new neurons per layer)
+        self.checks.append(dict(at=f"epoch {ev['epoch']} batch {self.learn.iter}", mismatches=replica_mismatches(self.learn),
+                                ranks_chose_alike=all(i == infos[0] for i in infos)))
     def before_train(self):
         self._after_growth()
         self._losses = []
@@ -87,8 +90,9 @@ def between_fits(n_train):
     with learn.no_bar(), learn.no_logging(), learn.distrib_ctx(sync_bn=False, cpu=True): learn.fit(1, 1e-3)
     return dict(arch='vgg11', strategy='learn.grow between fits', end=replica_mismatches(learn), epoch_loss=r['epoch_loss'])
 
-def bench(epochs=2, n_train=1024):
+def bench(epochs=2, n_train=1024, threads=1):
     "Images per second of a static VGG-11 (width 16) on shapes, over all processes"
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     dls = shapes_dls(n_train, 64, bs=64, device='cpu')
     learn = Learner(dls, vgg(11, 16, dls.c), loss_func=CrossEntropyLossFlat())
@@ -96,26 +100,28 @@ def bench(epochs=2, n_train=1024):
     with learn.no_bar(), learn.no_logging():
         if distributed:
             with learn.distrib_ctx(sync_bn=False, cpu=True): learn.fit(1, 1e-3)  # warm-up
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             with learn.distrib_ctx(sync_bn=False, cpu=True): learn.fit(epochs, 1e-3)
         else:
             learn.fit(1, 1e-3)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             learn.fit(epochs, 1e-3)
-    dt = time.perf_counter() - t0
-    return dict(processes=int(os.environ.get('WORLD_SIZE', 1)), images=epochs * n_train, seconds=dt,
-                images_per_s=epochs * n_train / dt)
+    dt, cpu = time.perf_counter() - t0, torch.tensor(time.process_time() - c0)
+    if dist.is_initialized(): dist.all_reduce(cpu)  # CPU seconds of all processes: what the work cost, whatever else runs
+    return dict(processes=int(os.environ.get('WORLD_SIZE', 1)), threads=threads, images=epochs * n_train, seconds=dt,
+                images_per_s=epochs * n_train / dt, cpu_seconds=cpu.item(), images_per_cpu_s=epochs * n_train / cpu.item())
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('out', help='JSON file that rank 0 writes')
-    p.add_argument('--quick', action='store_true', help='one VGG-11 fit (random strategy), for a demonstration')
+    p.add_argument('--quick', action='store_true', help='one VGG-11 fit (firefly), for a demonstration')
     p.add_argument('--no-rewrap', action='store_true', help='grow without a new DDP wrapper (to see what fails)')
     p.add_argument('--bench', action='store_true', help='measure images/s of a static VGG-11 instead')
+    p.add_argument('--threads', type=int, default=1, help='torch threads per process in --bench (default: 1)')
     a = p.parse_args()
-    if a.bench: res = bench()
+    if a.bench: res = bench(threads=a.threads)
     else:
-        strategies = ['random'] if a.quick else ['similarity', 'random', 'net2net', 'firefly']
+        strategies = ['firefly'] if a.quick else ['similarity', 'random', 'net2net', 'firefly']
         archs = ['vgg11'] if a.quick else ['vgg11', 'resnet20']
         runs = []
         for arch in archs:
