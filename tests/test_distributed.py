@@ -12,7 +12,7 @@ STRATEGIES = ['similarity', 'random', 'net2net', 'firefly']
 
 @pytest.fixture(scope='module')
 def ddp(tmp_path_factory):
-    "What rank 0 of the 2-process run saw (about a minute on 2 CPU cores)"
+    "What rank 0 of the 2-process run saw (1 to 1.5 minutes on 2 busy CPU cores)"
     out = tmp_path_factory.mktemp('ddp')/'ddp.json'
     r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', str(WORKER), str(out)],
                        capture_output=True, text=True, timeout=600)
