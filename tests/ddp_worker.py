@@ -42,9 +42,10 @@ class GrowthCallback(callback.GrowthCallback):
         def model(self): return unwrap(self.learn.model)
 
 class Watch(Callback):
-    "After each growth: a new DDP wrapper when GrowthCallback has not made one, then the cross-rank comparison; losses per epoch"
+    "After each growth: a new DDP wrapper when GrowthCallback has not made one, then the cross-rank comparison; training losses"
     order = callback.GrowthCallback.order + 1
-    def __init__(self, do_rewrap=True): self.do_rewrap, self.checks, self.epoch_loss, self.rewrapped, self.ddp = do_rewrap, [], [], 0, []
+    def __init__(self, do_rewrap=True):
+        self.do_rewrap, self.checks, self.epoch_loss, self.batch_loss, self.growth_batches, self.rewrapped, self.ddp = do_rewrap, [], [], [], [], 0, []
     def before_fit(self): self.seen, self.wrapper = len(self.learn.growth.history), weakref.ref(self.learn.model)  # a strong one would keep DDP's hooks alive
     def _after_growth(self):
         if len(self.learn.growth.history) == self.seen: return
@@ -54,6 +55,7 @@ class Watch(Callback):
             self.rewrapped += 1
         self.wrapper = weakref.ref(self.learn.model)
         ev = self.learn.growth.history[-1]
+        self.growth_batches.append(len(self.batch_loss))
         infos = [None] * dist.get_world_size()
         dist.all_gather_object(infos, ev['info'])  # what each rank's strategy reported (firefly: splits and new neurons per layer)
         self.checks.append(dict(at=f"epoch {ev['epoch']} batch {self.learn.iter}", mismatches=replica_mismatches(self.learn),
@@ -65,7 +67,9 @@ class Watch(Callback):
     def before_batch(self):
         if self.training: self._after_growth()
     def after_batch(self):
-        if self.training: self._losses.append(self.learn.loss.item())
+        if not self.training: return
+        self._losses.append(self.learn.loss.item())
+        self.batch_loss.append(self._losses[-1])
     def after_train(self): self.epoch_loss.append(sum(self._losses) / len(self._losses))
 
 def fit_one(arch, strategy, at, epochs, n_train, do_rewrap=True, seed=0, bs=16):
@@ -80,7 +84,8 @@ def fit_one(arch, strategy, at, epochs, n_train, do_rewrap=True, seed=0, bs=16):
         learn.fit_one_cycle(epochs, 3e-3)
     widths = [{k: v for k, v in list(ev['widths_after'].items())[:2]} for ev in learn.growth.history]
     return dict(arch=arch, strategy=strategy, at=at, growths=len(learn.growth.history), widths=widths, checks=watch.checks,
-                end=replica_mismatches(learn), epoch_loss=watch.epoch_loss, ddp=all(watch.ddp), rewrapped_by_test=watch.rewrapped,
+                end=replica_mismatches(learn), epoch_loss=watch.epoch_loss, batch_loss=watch.batch_loss,
+                growth_batches=watch.growth_batches, ddp=all(watch.ddp), rewrapped_by_test=watch.rewrapped,
                 time=time.perf_counter() - t0), learn
 
 def between_fits(n_train):
