@@ -35,7 +35,10 @@ def default_layer(model) -> nn.Module:
     return last
 
 # %% ../nbs/06_gradcam.ipynb #bceaf499
-def gradcam(model_or_learner, x, target=None, layer=None):
+def gradcam(model_or_learner, # a model, or a fastai Learner (its model is used)
+            x,                # images `[B, C, H, W]`, normalised as the model expects
+            target=None,      # the class to explain: an int, one per image, or None for each image's predicted class
+            layer=None):      # the layer whose activations are weighted: a module or its name; None: the last conv layer
     "Grad-CAM maps `[B, H, W]` (numpy, in [0, 1]) of `x` for class `target` (default: the predicted one) at `layer`, and the predictions"
     model = _model(model_or_learner)
     layer = default_layer(model) if layer is None else layer

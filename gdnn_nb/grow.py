@@ -361,7 +361,14 @@ def _strategy(strategy, opts):
         raise ValueError(f"grow: strategy '{name}' has no option {', '.join(bad)}; its options: {', '.join(params) or 'none'}")
     return fn, name
 
-def grow(model, group, k, strategy="similarity", max_width=None, generator=None, **opts) -> GrowthRecord:
+def grow(model,                 # the network, changed in place
+         group,                 # a producer's name, a `Group`, or a (producer, norm, consumer) tuple of names
+         k,                     # how many neurons to add
+         strategy="similarity", # a registered strategy's name ('similarity', 'random', 'net2net', 'firefly') or a function
+         max_width=None,        # never grow the producer beyond this many neurons
+         generator=None,        # a `torch.Generator` for the strategy's random draws (same seed, same neurons)
+         **opts                 # the strategy's options, e.g. `candidates=4`, `temperature=0.0`
+        ) -> GrowthRecord:
     "Add `k` neurons to `group` of `model` in place, chosen by `strategy`; returns what was done"
     g = _resolve(model, group)
     if isinstance(k, bool) or not isinstance(k, int): raise ValueError(f"grow: k={k!r} for layer '{g.producer}'; k is a whole number of neurons")
@@ -395,7 +402,14 @@ def growth_count(n, by) -> int:
         raise ValueError(f"by={by!r}; use a ratio of the current width (a float such as 0.3) or a count (an int), not negative")
     return by if isinstance(by, int) else (max(1, round(n * by)) if by > 0 else 0)
 
-def grow_model(model, by=0.3, strategy="similarity", layers=None, max_width=None, generator=None, **opts) -> list:
+def grow_model(model,                 # the network, changed in place
+               by=0.3,                # per group: a ratio of its width (float: 0.3 adds 30%) or a count of neurons (int)
+               strategy="similarity", # a registered strategy's name or a function
+               layers=None,           # the groups to grow (as for `grow`); None: every group `growable_groups` finds
+               max_width=None,        # no producer grows beyond this many neurons
+               generator=None,        # a `torch.Generator` for the strategy's random draws
+               **opts                 # the strategy's options
+              ) -> list:
     "Grow several groups of `model` in place: by a ratio (float) or count (int) each; returns the records"
     growth_count(1, by)
     groups = growable_groups(model) if layers is None else [_resolve(model, l) for l in layers]

@@ -119,3 +119,18 @@ def test_mid_epoch_loss_keeps_falling():
     ev = learn.growth.history[0]
     assert (ev['epoch'], ev['iter']) == (2, 1)
     assert ev['loss_after'] < ev['loss_before'] + 0.05, ev
+
+
+def test_a_compiled_model_keeps_training_after_growth():
+    "learn.model = torch.compile(learn.model): growth drops the compiled code, the next batch compiles for the new shapes"
+    torch.manual_seed(0)
+    dls = shapes_dls(n_train=32 * N_ITER, n_test=32, bs=32, device='cpu')
+    learn = Learner(dls, vgg(11, 4), loss_func=CrossEntropyLossFlat(), cbs=GrowthCallback(at=[0.6], by=0.5))
+    learn.model = torch.compile(learn.model, backend='aot_eager')  # dynamo and AOT autograd as with inductor, without its C++ build
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(2, 1e-2)
+    ev = learn.growth.history[0]
+    assert (ev['epoch'], ev['iter']) == (1, 1) and ev['widths_after']['_orig_mod.features.0'] == 6
+    x = dls.valid.one_batch()[0].as_subclass(torch.Tensor)
+    learn.model.eval()
+    with torch.no_grad(): assert torch.allclose(learn.model(x), learn.model._orig_mod(x), atol=1e-5)
+    assert all(torch.isfinite(torch.tensor(v)).all() for v in learn.recorder.values)

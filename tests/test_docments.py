@@ -1,0 +1,16 @@
+"Every public parameter of the main entry points is documented beside it (fastcore docments), as `show_doc` shows it"
+import pytest
+from fastcore.docments import docments
+
+from gdnn_nb.callback import GrowthCallback
+from gdnn_nb.data import cifar_dls
+from gdnn_nb.gradcam import gradcam
+from gdnn_nb.grow import grow, grow_model
+from gdnn_nb.train import train_run
+
+
+@pytest.mark.parametrize('f', [GrowthCallback, grow, grow_model, cifar_dls, train_run, gradcam], ids=lambda f: f.__name__)
+def test_every_parameter_is_documented(f):
+    docs = docments(f, returns=False, args_kwargs=True)
+    missing = [k for k, v in docs.items() if k != 'self' and not v]
+    assert not missing, f"{f.__name__}: no comment beside parameter(s) {', '.join(missing)}"

@@ -1,0 +1,30 @@
+"README's Python snippets run as written, on a user's download path (fastai's CIFAR-10 layout, no network); only the fit is shorter"
+import re
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use('Agg')
+README = (Path(__file__).resolve().parents[1]/'README.md').read_text()
+SNIPPETS = re.findall(r'```python\n(.*?)```', README, re.S)
+SHORTER = {'learn.fit_one_cycle(40, 1e-3)': 'learn.fit_one_cycle(16, 1e-3)'}  # the growth points 5, 10, 15 stay inside the fit
+
+
+def test_readme_has_python_snippets():
+    assert len(SNIPPETS) >= 2
+
+
+@pytest.mark.parametrize('i', range(len(SNIPPETS)))
+def test_readme_snippet_runs_as_written(i, fastai_cifar_home, capsys):
+    code = SNIPPETS[i]
+    for a, b in SHORTER.items(): code = code.replace(a, b)
+    ns = {}
+    exec(compile(code, f'README snippet {i}', 'exec'), ns)
+    if 'learn' in ns:
+        learn = ns['learn']
+        assert len(learn.growth.history) == 3 and learn.dls.train.n == fastai_cifar_home.n_train
+    shown = re.search(r'```python\n' + re.escape(SNIPPETS[i]) + r'```\n\n```\n(.*?)```', README, re.S)
+    if shown:  # README shows what the snippet prints: the same kinds of numbers come out
+        out = capsys.readouterr().out
+        assert [l.split(':')[0] for l in out.splitlines()] == [l.split(':')[0] for l in shown.group(1).splitlines()]
