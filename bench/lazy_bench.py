@@ -9,7 +9,8 @@ end gives mean and spread (sd) over the seeds, and the fit time against sim_weig
 
 GrowthCallback(sim_every=k) when the library has it, otherwise a subclass that does the same in after_loss.
 
-    .venv/bin/python bench/lazy_bench.py [--epochs 5] [--seeds 3] [--threads 1] [--ks 0 1 4 8] [--out bench/out/lazy.json]
+    .venv/bin/python bench/lazy_bench.py [--epochs 5] [--seeds 3] [--threads 1] [--ks 0 1 4 8] [--sim-weight 0.1]
+        [--out bench/out/lazy.json] [--summary]
 """
 import argparse, inspect, json, random, statistics, time, warnings
 from pathlib import Path
@@ -36,7 +37,7 @@ class LazyGrowthCallback(GrowthCallback):
         finally: self.sim_weight = w
 
 def growth_cb(k, **kwargs):
-    if k == 0: return GrowthCallback(sim_weight=0, **kwargs)
+    if k == 0: return GrowthCallback(**(kwargs | dict(sim_weight=0)))
     return GrowthCallback(sim_every=k, **kwargs) if HAS_SIM_EVERY else LazyGrowthCallback(sim_every=k, **kwargs)
 
 @torch.no_grad()
@@ -52,9 +53,9 @@ def cos_stats(cb):
         if m is not None and m.any(): news.append(C[(m[:, None] | m[None, :]) & off].mean().item())
     return statistics.mean(alls), statistics.mean(news) if news else float('nan')
 
-def run(dls, k, epochs, lr, seed):
+def run(dls, k, epochs, lr, seed, sim_weight):
     torch.manual_seed(seed); random.seed(seed)
-    cb = growth_cb(k, at=[1, 2, 3], target_width=32)
+    cb = growth_cb(k, at=[1, 2, 3], target_width=32, sim_weight=sim_weight)
     learn = Learner(dls, vgg(11, 16), loss_func=CrossEntropyLossFlat(), metrics=accuracy, cbs=[cb])
     with learn.no_bar(), learn.no_logging():
         t0 = time.perf_counter()
@@ -62,7 +63,7 @@ def run(dls, k, epochs, lr, seed):
         t = time.perf_counter() - t0
         acc = learn.validate()[1]
     mc, mn = cos_stats(cb)
-    return dict(k=k, seed=seed, epochs=epochs, fit_s=t, accuracy=float(acc), mean_cos=mc, mean_cos_new=mn,
+    return dict(k=k, seed=seed, epochs=epochs, sim_weight=sim_weight, fit_s=t, accuracy=float(acc), mean_cos=mc, mean_cos_new=mn,
                 threads=torch.get_num_threads(), sim_every_in_library=HAS_SIM_EVERY)
 
 def summary(rows):
@@ -82,6 +83,7 @@ def main():
     p.add_argument('--epochs', type=int, default=5)
     p.add_argument('--seeds', type=int, default=3)
     p.add_argument('--ks', type=int, nargs='+', default=[0, 1, 4, 8], help='0 runs without the constraint')
+    p.add_argument('--sim-weight', type=float, default=0.1, help="the constraint's weight (before the factor k)")
     p.add_argument('--bs', type=int, default=128)
     p.add_argument('--lr', type=float, default=3e-3)
     p.add_argument('--threads', type=int, default=None, help='torch threads (default: as torch starts)')
@@ -90,25 +92,26 @@ def main():
     a = p.parse_args()
     out = Path(a.out)
     rows = json.loads(out.read_text()) if out.exists() else []
-    if a.summary: return summary(rows)
+    if a.summary: return summary([r for r in rows if r.get('sim_weight', 0.1) == a.sim_weight])
     if a.threads: torch.set_num_threads(a.threads)
     npz = find_cifar_npz()
     if npz is None: raise SystemExit("the CIFAR-10 subset is missing: put it at ../shared/data/cifar10_subset.npz or set GDNN_CIFAR_NPZ")
     dls = cifar_dls(path=npz, bs=a.bs, device='cpu')
-    print(f"CIFAR-10 subset, VGG-11 16 -> 32, {a.epochs} epochs, ks {a.ks}, {a.seeds} seeds, {torch.get_num_threads()} threads, "
+    print(f"CIFAR-10 subset, VGG-11 16 -> 32, {a.epochs} epochs, sim_weight {a.sim_weight}, ks {a.ks}, {a.seeds} seeds, {torch.get_num_threads()} threads, "
           f"sim_every {'from the library' if HAS_SIM_EVERY else 'emulated'}", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     for s in range(a.seeds):
         ks = list(a.ks)
         random.Random(s).shuffle(ks)
         for k in ks:
-            if any(r['k'] == k and r['seed'] == s and r['epochs'] == a.epochs for r in rows): continue
-            r = run(dls, k, a.epochs, a.lr, s)
+            if any(r['k'] == k and r['seed'] == s and r['epochs'] == a.epochs and r.get('sim_weight', 0.1) == a.sim_weight
+                   for r in rows): continue
+            r = run(dls, k, a.epochs, a.lr, s, a.sim_weight)
             rows.append(r)
             out.write_text(json.dumps(rows, indent=1))
             print(f"seed {s} k {k}: accuracy {r['accuracy']:.4f}, mean |cos| {r['mean_cos']:.4f} (new pairs {r['mean_cos_new']:.4f}), "
                   f"fit {r['fit_s']:.1f} s", flush=True)
-    summary([r for r in rows if r['epochs'] == a.epochs])
+    summary([r for r in rows if r['epochs'] == a.epochs and r.get('sim_weight', 0.1) == a.sim_weight])
 
 if __name__ == '__main__':
     main()

@@ -5,7 +5,8 @@ side by side in one run:
   bare W @ W.T, forward and forward+backward,
   similarity_matrix forward,
   similarity_loss forward+backward, with pairs='all' and with pairs='new' (30% new neurons).
-Goal: similarity_loss forward+backward within 2x of the bare product's forward+backward.
+Goal: similarity_loss forward+backward at most 1.2x the bare product's forward+backward (bench/constraint_bench.py
+sets it beside the floor and the layer shapes of a VGG).
 
     .venv/bin/python bench/similarity_bench.py [--device cuda] [--n 512] [--d 4608]
 """
@@ -49,7 +50,7 @@ def main():
     for name, t in res.items():
         print(f"{name:45s} {t*1e3:9.2f} ms   {t/base:5.2f}x bare fwd+bwd")
     ratio = res["similarity_loss pairs='all' fwd+bwd"] / base
-    print(f"goal: similarity_loss fwd+bwd within 2x of bare fwd+bwd -> {ratio:.2f}x ({'met' if ratio <= 2 else 'NOT met'})")
+    print(f"goal: similarity_loss fwd+bwd at most 1.2x bare fwd+bwd -> {ratio:.2f}x ({'met' if ratio <= 1.2 else 'NOT met'})")
 
 if __name__ == '__main__':
     main()
