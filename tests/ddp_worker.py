@@ -47,7 +47,7 @@ class Watch(Callback):
     def __init__(self, do_rewrap=True):
         self.do_rewrap, self.checks, self.epoch_loss, self.batch_loss, self.growth_batches, self.rewrapped, self.ddp = do_rewrap, [], [], [], [], 0, []
     def before_fit(self): self.seen, self.wrapper = len(self.learn.growth.history), weakref.ref(self.learn.model)  # a strong one would keep DDP's hooks alive
-    def _after_growth(self):
+    def _after_growth(self, batch):
         if len(self.learn.growth.history) == self.seen: return
         self.seen = len(self.learn.growth.history)
         if self.do_rewrap and self.learn.model is self.wrapper():
@@ -58,14 +58,14 @@ class Watch(Callback):
         self.growth_batches.append(len(self.batch_loss))
         infos = [None] * dist.get_world_size()
         dist.all_gather_object(infos, ev['info'])  # what each rank's strategy reported (firefly: splits and new neurons per layer)
-        self.checks.append(dict(at=f"epoch {ev['epoch']} batch {self.learn.iter}", mismatches=replica_mismatches(self.learn),
+        self.checks.append(dict(at=f"epoch {ev['epoch']} batch {batch}", mismatches=replica_mismatches(self.learn),
                                 ranks_chose_alike=all(i == infos[0] for i in infos)))
     def before_train(self):
-        self._after_growth()
+        self._after_growth(0)
         self._losses = []
         self.ddp.append(isinstance(self.learn.model, DistributedDataParallel))
     def before_batch(self):
-        if self.training: self._after_growth()
+        if self.training: self._after_growth(self.iter)
     def after_batch(self):
         if not self.training: return
         self._losses.append(self.learn.loss.item())
