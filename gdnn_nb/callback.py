@@ -17,8 +17,9 @@ from fastai.learner import Learner, ValueMetric
 import fastai.callback.schedule  # Learner.fit_one_cycle and Learner.fine_tune
 from fastcore.basics import patch
 from .similarity import similarity_loss, similarity_stats
-from .grow import STRATEGIES, GrowthWarning, feeds, growable_groups, grow, growth_count, out_width, resize_opt_state, _resolve
+from .grow import STRATEGIES, GrowthWarning, feeds, growable_groups, grow, grow_model, growth_count, out_width, resize_opt_state, _resolve
 from .models import count_params
+from .distributed import local_dl, rewrap, unwrap
 
 # %% ../nbs/03_callback.ipynb #8e9b6eef
 def _check_at(at):
@@ -87,6 +88,9 @@ class GrowthCallback(Callback):
         self.history, self.log, self.last_sim = [], [], None
         self._ft_frame, self._losses, self._pending, self._iter = None, deque(maxlen=loss_window), [], None
 
+    @property
+    def model(self): return unwrap(self.learn.model)  # the module itself, also inside DDP or torch.compile
+
 # %% ../nbs/03_callback.ipynb #8103f792
 @patch
 def before_fit(self:GrowthCallback):
@@ -123,7 +127,7 @@ def groups(self:GrowthCallback):
     gs = growable_groups(self.model)
     if getattr(self, '_checked_of', None) is not self.model:  # once per model: growth keeps modules and names
         xb = getattr(self.learn, 'xb', None) if self.learn is not None else None
-        x = xb[0] if xb and xb[0] is not None else self.dls.train.one_batch()[0]
+        x = xb[0] if xb and xb[0] is not None else local_dl(self.dls.train).one_batch()[0]
         self._confirmed = {g.producer for g, ok in zip(gs, feeds(self.model, gs, x.detach())) if ok}
         for g in gs:
             if g.producer not in self._confirmed:
@@ -204,8 +208,8 @@ def _targets(self:GrowthCallback):
 @patch
 def _firefly_batches(self:GrowthCallback):
     "A few training batches for firefly's scores: the current one mid-epoch, else the first `n_batches` of an epoch"
-    if getattr(self.learn, 'xb', (None,))[0] is not None and self.training: return [(*self.learn.xb, *self.learn.yb)]
-    return list(itertools.islice(self.dls.train, self.n_batches))
+    if self.training and self._iter: return [(*self.learn.xb, *self.learn.yb)]  # mid-epoch: the current training batch
+    return list(itertools.islice(local_dl(self.dls.train), self.n_batches))  # not the validation batch fastai still holds
 
 @patch
 def grow_now(self:GrowthCallback, by=None, strategy=None, targets=None, remaining=1, **opts):
@@ -229,6 +233,8 @@ def grow_now(self:GrowthCallback, by=None, strategy=None, targets=None, remainin
         if isinstance(norm, torch.nn.GroupNorm) and k: k += -(n + k) % norm.num_groups  # the width must stay a multiple of the groups
         recs.append(grow(self.model, g, k, strategy, self.max_width, **opts))
     if self.learn.opt is not None: resize_opt_state(self.learn.opt, recs)
+    rewrap(self.learn)  # every rank takes rank 0's grown tensors; inside a distributed fit, a new DDP wrapper
+    if self.learn.model is not self.model: torch._dynamo.reset()  # a compiled model: no code compiled for the old shapes
     in_fit = self._iter is not None  # set by the schedule: the batch of the training epoch where growth happens
     ev = dict(epoch=getattr(self.learn, 'epoch', None), iter=self._iter, n_iter=len(self.dls.train) if in_fit else None,
               train_iter=getattr(self.learn, 'train_iter', None) if in_fit else None,
@@ -332,7 +338,8 @@ def grow(self:Learner, by=0.3, strategy="similarity", layers=None, max_width=Non
     "Grow `self.model` now (between fits), resizing the optimiser state; logged in `learn.growth.history` when there is one"
     cb = getattr(self, 'growth', None)
     if isinstance(cb, GrowthCallback) and layers is None and max_width is None: return cb.grow_now(by=by, strategy=strategy, **opts)
-    from gdnn_nb.grow import grow_model
-    recs = grow_model(self.model, by, strategy, layers, max_width, **opts)
+    recs = grow_model(unwrap(self.model), by, strategy, layers, max_width, **opts)
     if self.opt is not None: resize_opt_state(self.opt, recs)
+    rewrap(self)
+    if self.model is not unwrap(self.model): torch._dynamo.reset()
     return recs

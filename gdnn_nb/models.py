@@ -22,15 +22,21 @@ def _check_width(fn, width):
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
         raise ValueError(f"{fn}: width={width!r}; use a whole number of channels, 1 or more (the paper starts at 16)")
 
-def vgg(depth=19, width=16, num_classes=10, bn=True) -> nn.Sequential:
-    "VGG-`depth` for 32x32 images with `width` channels in its first block"
+def vgg(depth=19,       # 11, 13, 16 or 19
+        width=16,       # channels of the first block; later blocks have 2, 4 and 8 times as many, unless `uniform`
+        num_classes=10, # outputs of the classifier
+        bn=True,        # a BatchNorm after each conv layer
+        uniform=False   # every conv layer has `width` channels, as in the growth experiments of Firefly and the paper
+       ) -> nn.Sequential:
+    "VGG-`depth` for 32x32 images with `width` channels in its first block (in every block when `uniform`)"
     if depth not in VGG_CFG: raise ValueError(f"vgg: depth={depth!r}; choose 11, 13, 16 or 19")
     _check_width('vgg', width)
     layers, c = [], 3
     for v in VGG_CFG[depth]:
         if v == 'M': layers.append(nn.MaxPool2d(2)); continue
-        layers += [nn.Conv2d(c, v * width, 3, padding=1, bias=not bn)] + ([nn.BatchNorm2d(v * width)] if bn else []) + [nn.ReLU()]
-        c = v * width
+        w = width if uniform else v * width
+        layers += [nn.Conv2d(c, w, 3, padding=1, bias=not bn)] + ([nn.BatchNorm2d(w)] if bn else []) + [nn.ReLU()]
+        c = w
     return nn.Sequential(OrderedDict(features=nn.Sequential(*layers), flatten=nn.Flatten(), classifier=nn.Linear(c, num_classes)))
 
 # %% ../nbs/02_models.ipynb #3b2f54a7

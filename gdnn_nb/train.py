@@ -10,7 +10,7 @@ __all__ = ['MODELS', 'ARMS', 'build_model', 'get_dls', 'run_settings', 'train_ru
            'compare_main']
 
 # %% ../nbs/04b_train.ipynb #6908afa4
-import argparse, copy, csv, inspect, json, math, statistics, sys, time, warnings
+import argparse, contextlib, copy, csv, inspect, json, math, os, statistics, sys, time, warnings
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')  # torch's notice, raised inside fastai's imports: noise on the command line
 from pathlib import Path
 import torch
@@ -19,7 +19,9 @@ from fastai.learner import Learner
 import fastai.callback.progress, fastai.callback.fp16  # progress bars and Learner.no_bar; Learner.to_fp16
 from fastai.metrics import accuracy
 from fastai.losses import CrossEntropyLossFlat
-from fastai.torch_core import default_device
+from fastai.torch_core import default_device, num_distrib
+import fastai.distributed  # Learner.distrib_ctx
+from .distributed import rank0
 from .callback import GrowthCallback, growth_x
 from .data import shapes_dls, cifar_dls
 from .grow import growable_groups
@@ -101,6 +103,8 @@ def train_run(data='shapes',      # 'shapes', 'cifar10', 'cifar100', or a path t
     settings = run_settings({k: v for k, v in locals().items() if k != 'strategy_opts'} | strategy_opts)
     if not (math.isfinite(lr) and lr > 0): raise ValueError(f"lr={lr}; use a positive, finite learning rate such as 3e-3")
     torch.manual_seed(seed)
+    distributed = num_distrib() > 1  # started by torchrun or accelerate launch: one process per GPU
+    if distributed and torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
     device = default_device() if device in (None, 'auto') else torch.device(device)
     if fp16 and device.type != 'cuda': raise ValueError(f"fp16: mixed precision needs a CUDA GPU and this run is on {device}; drop fp16")
     dls = get_dls(data, bs, seed, n_train, n_test, device, classes)
@@ -109,12 +113,14 @@ def train_run(data='shapes',      # 'shapes', 'cifar10', 'cifar100', or a path t
                         target_width=None if static else target_width, **strategy_opts)
     learn = Learner(dls, build_model(model, width, dls.c), loss_func=CrossEntropyLossFlat(), metrics=accuracy, cbs=cb)
     _check_fits(learn.model, dls, model, data)
+    cb._schedule(epochs, len(dls.train))  # a growth point outside the fit: one line now, not a stopped fit later
     if fp16: learn.to_fp16()
     start = copy.deepcopy(learn.model).cpu()
     t0 = time.perf_counter()
-    if progress: learn.fit_one_cycle(epochs, lr)
-    else:
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
+    with learn.distrib_ctx() if distributed else contextlib.nullcontext():
+        if progress: learn.fit_one_cycle(epochs, lr)
+        else:
+            with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
     fit_time = time.perf_counter() - t0
     names = learn.recorder.metric_names[1:-1]
     rows = [dict(zip(names, map(float, v)), epoch=i + 1, width=next(iter(cb.log[i]['widths'].values())))
@@ -249,12 +255,13 @@ def main(argv=None):
         if a.repeat: a = _repeat_args(a)
         _check_device(a.device)
         default = f"{a.model}-{a.strategy}-seed{a.seed}"
-        out = run_dir(a.out, a.name, default)
-        if out.name != (a.name or default): print(f"{out.parent/default} holds an earlier run; this run goes to {out}")
+        out = run_dir(a.out, a.name, default) if rank0() else None  # under torchrun, rank 0 alone writes
+        if rank0() and out.name != (a.name or default): print(f"{out.parent/default} holds an earlier run; this run goes to {out}")
         strategy = None if a.strategy == 'static' else a.strategy
         learn, start, s = train_run(a.data, a.model, a.width, a.epochs, strategy, a.sim_weight, a.grow_at, a.grow_by, None, a.seed,
                                     a.device, a.fp16, a.bs, a.lr, a.n_train, a.n_test, True, a.classes)
     except (ValueError, ConnectionError, FileNotFoundError) as e: _fail('gdnn-train', e)
+    if not rank0(): return
     s['settings']['cli'] = vars(a)
     save_run(learn, start, s, out)
     print(epoch_table(s))

@@ -53,7 +53,6 @@ def test_growth_between_fits(ddp):
     assert r['end'] == []
 
 
-@pytest.mark.xfail(strict=True, reason="gdnn_nb.grow.NORMS does not list nn.SyncBatchNorm yet; remove this mark when it does")
 def test_sync_batchnorm_counts_as_a_norm_layer():
     "fastai's distrib_ctx converts BatchNorm2d to SyncBatchNorm by default; growth must still widen it with its producer"
     from gdnn_nb.grow import growable_groups

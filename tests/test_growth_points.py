@@ -129,7 +129,7 @@ def test_a_compiled_model_keeps_training_after_growth():
     learn.model = torch.compile(learn.model, backend='aot_eager')  # dynamo and AOT autograd as with inductor, without its C++ build
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(2, 1e-2)
     ev = learn.growth.history[0]
-    assert (ev['epoch'], ev['iter']) == (1, 1) and ev['widths_after']['_orig_mod.features.0'] == 6
+    assert (ev['epoch'], ev['iter']) == (1, 1) and ev['widths_after']['features.0'] == 6
     x = dls.valid.one_batch()[0].as_subclass(torch.Tensor)
     learn.model.eval()
     with torch.no_grad(): assert torch.allclose(learn.model(x), learn.model._orig_mod(x), atol=1e-5)
