@@ -15,6 +15,7 @@ def test_readme_has_python_snippets():
     assert len(SNIPPETS) >= 2
 
 
+@pytest.mark.parametrize('fastai_cifar_home', [(12, 2)], indirect=True)  # 120 training images: one batch an epoch
 @pytest.mark.parametrize('i', range(len(SNIPPETS)))
 def test_readme_snippet_runs_as_written(i, fastai_cifar_home, capsys):
     code = SNIPPETS[i]
