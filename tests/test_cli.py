@@ -54,7 +54,7 @@ def test_tiny_compare_writes_a_table_and_resumes(tmp_path):
     (['--epochs', '2.5'], "argument --epochs: '2.5' is not a whole number"),
     (['--lr', 'nan'], 'argument --lr: nan is not a finite number'),
     (['--lr', 'inf'], 'argument --lr: inf is not a finite number'),
-    (['--lr', '-1e-3'], 'argument --lr: -1e-3 must be more than 0'),
+    (['--lr=-1e-3'], 'argument --lr: -1e-3 must be more than 0'),
     (['--sim-weight', '-0.1'], 'argument --sim-weight: -0.1 must be at least 0'),
     (['--grow-by', 'nan'], 'argument --grow-by: nan is not a finite number'),
     (['--grow-at', '2,9', '--epochs', '3'], 'epoch 9 is beyond this fit of 3 epochs'),
