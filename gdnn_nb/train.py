@@ -301,11 +301,12 @@ def compare(out, arms=ARMS, seeds=(0, 1, 2), width=8, final_width=16, log=print,
         _, _, s = train_run(**call)
         s['arm'] = arm
         f = out/'runs'/f'{arm}-seed{seed}.json'
-        f.with_suffix('.tmp').write_text(json.dumps(_jsonable(s)))
-        f.with_suffix('.tmp').replace(f)  # whole or absent, even if interrupted while writing
+        if rank0():  # under torchrun every process trains; one writes
+            f.with_suffix('.tmp').write_text(json.dumps(_jsonable(s)))
+            f.with_suffix('.tmp').replace(f)  # whole or absent, even if interrupted while writing
         res.append(s)
         log(f"{arm:15s} seed {seed}: accuracy {s['accuracy']:.4f}, {s['params']:,} params, {s['fit_time']:.1f} s")
-    write_results(out, res, arms)
+    if rank0(): write_results(out, res, arms)
     return res
 
 def _ms(v): return (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0)
@@ -374,5 +375,6 @@ def compare_main(argv=None):
                                  grow_at=a.grow_at, device=a.device, fp16=a.fp16, bs=a.bs, lr=a.lr, n_train=a.n_train, n_test=a.n_test,
                                  classes=a.classes, progress=False, **extra), arms)
     except (ValueError, ConnectionError, FileNotFoundError) as e: _fail('gdnn-compare', e)
+    if not rank0(): return
     print(markdown_table(rows))
     print(f"\nwrote {a.out}/results.csv, table.md, compare.png")
