@@ -391,7 +391,7 @@ def grow(model,                 # the network, changed in place
     spec = fn(ctx, k, **opts)
     with torch.no_grad(): _apply(ctx, spec, k, rec)
     torch.clear_autocast_cache()  # inside `torch.autocast`, cast copies of the old weights would otherwise be reused
-    if isinstance(model, torch._dynamo.eval_frame.OptimizedModule): torch._dynamo.reset()  # compiled code for the old shapes
+    if isinstance(getattr(model, '_orig_mod', None), nn.Module): torch._dynamo.reset()  # torch.compile'd: drop code for the old shapes
     rec.info = spec.info
     return rec
 
