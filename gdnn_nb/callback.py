@@ -233,8 +233,7 @@ def grow_now(self:GrowthCallback, by=None, strategy=None, targets=None, remainin
         if isinstance(norm, torch.nn.GroupNorm) and k: k += -(n + k) % norm.num_groups  # the width must stay a multiple of the groups
         recs.append(grow(self.model, g, k, strategy, self.max_width, **opts))
     if self.learn.opt is not None: resize_opt_state(self.learn.opt, recs)
-    rewrap(self.learn)  # every rank takes rank 0's grown tensors; inside a distributed fit, a new DDP wrapper
-    if isinstance(getattr(self.learn.model, '_orig_mod', None), torch.nn.Module): torch._dynamo.reset()  # compiled: no stale code
+    rewrap(self.learn)  # rank 0's grown tensors on every rank; no stale compiled code; in a distributed fit, a new DDP wrapper
     in_fit = self._iter is not None  # set by the schedule: the batch of the training epoch where growth happens
     ev = dict(epoch=getattr(self.learn, 'epoch', None), iter=self._iter, n_iter=len(self.dls.train) if in_fit else None,
               train_iter=getattr(self.learn, 'train_iter', None) if in_fit else None,
@@ -341,5 +340,4 @@ def grow(self:Learner, by=0.3, strategy="similarity", layers=None, max_width=Non
     recs = grow_model(unwrap(self.model), by, strategy, layers, max_width, **opts)
     if self.opt is not None: resize_opt_state(self.opt, recs)
     rewrap(self)
-    if isinstance(getattr(self.model, '_orig_mod', None), torch.nn.Module): torch._dynamo.reset()
     return recs

@@ -60,8 +60,9 @@ def sync_replicas(learn,  # a fastai Learner; every rank must call this, at the 
 
 # %% ../nbs/03b_distributed.ipynb #8085d0bb
 def rewrap(learn):  # a fastai Learner, right after its model grew (on every rank)
-    "After growth: the same tensors on every rank and, inside a distributed fit, a new DDP wrapper from fastai's accelerator"
+    "After growth: the same tensors on every rank, no code compiled for the old shapes, and in a distributed fit a new DDP wrapper"
     sync_replicas(learn)
+    if isinstance(getattr(learn.model, '_orig_mod', None), torch.nn.Module): torch._dynamo.reset()  # torch.compile'd
     dt, m = distributed_trainer(learn), unwrap(learn.model)
     if dt is None or learn.model is m: return learn.model
     learn.model = m
