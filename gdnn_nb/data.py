@@ -22,7 +22,8 @@ from fasttransform import Transform
 
 # %% ../nbs/04_data.ipynb #681ece83
 class TensorDL(TfmdDL):
-    "A fastai DataLoader over in-memory tensors `x` (uint8 images) and `y` (labels): one indexing operation per batch"
+    ("A fastai DataLoader over in-memory tensors `x` (uint8 images) and `y` (labels): "
+     "one indexing operation per batch")
     def __init__(self, x, y, **kwargs):
         self.x, self.y = x, y
         super().__init__(dataset=range(len(x)), **kwargs)
@@ -30,7 +31,8 @@ class TensorDL(TfmdDL):
     def do_batch(self, b):
         idx = torch.as_tensor(b)
         return TensorImage(self.x[idx]), TensorCategory(self.y[idx])
-    def new(self, dataset=None, cls=None, **kwargs): return super().new(dataset, cls, x=self.x, y=self.y, **kwargs)
+    def new(self, dataset=None, cls=None, **kwargs):
+        return super().new(dataset, cls, x=self.x, y=self.y, **kwargs)
 
 # %% ../nbs/04_data.ipynb #8009d0b6
 class IntToFloat(Transform):
@@ -39,7 +41,8 @@ class IntToFloat(Transform):
     def encodes(self, x:TensorImage): return x.float().div_(255)
 
 class CropPadFlip(Transform):
-    "Pad by `pad` pixels and crop back at a random offset, then flip horizontally with probability 0.5; training only"
+    ("Pad by `pad` pixels and crop back at a random offset, "
+     "then flip horizontally with probability 0.5; training only")
     split_idx, order = 0, 20
     def __init__(self, pad=4): self.pad = pad
     def encodes(self, x:TensorImage):
@@ -49,18 +52,23 @@ class CropPadFlip(Transform):
         oy, ox = torch.randint(0, 2*p + 1, (2, b, 1), device=x.device)
         rows = (oy + torch.arange(h, device=x.device))[:, None, :, None]
         cols = (ox + torch.arange(w, device=x.device))[:, None, None, :]
-        out = xp[torch.arange(b, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
+        out = xp[torch.arange(b, device=x.device)[:, None, None, None],
+                 torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
         flip = torch.rand(b, device=x.device) < 0.5
         return TensorImage(torch.where(flip[:, None, None, None], out.flip(3), out))
 
 # %% ../nbs/04_data.ipynb #fdbae33e
 CIFAR_STATS = ([0.491, 0.482, 0.447], [0.247, 0.243, 0.261])
 
-def tensor_dls(x_train, y_train, x_test, y_test, vocab, bs=128, device=None, augment=True, stats=CIFAR_STATS, seed=None):
-    "fastai DataLoaders over uint8 NCHW image tensors, augmented (crop with padding 4, flip) and normalised on `device`"
+def tensor_dls(x_train, y_train, x_test, y_test, vocab, bs=128, device=None, augment=True,
+               stats=CIFAR_STATS, seed=None):
+    ("fastai DataLoaders over uint8 NCHW image tensors, augmented (crop with padding 4, flip) "
+     "and normalised on `device`")
     device = default_device() if device is None else device
-    tfms = [IntToFloat(), *([CropPadFlip()] if augment else []), Normalize.from_stats(*stats, cuda=False)]
-    kw = dict(device=device, after_batch=tfms, num_workers=0)  # a batch is one indexing operation: worker processes would only add copies
+    tfms = [IntToFloat(), *([CropPadFlip()] if augment else []),
+            Normalize.from_stats(*stats, cuda=False)]
+    # a batch is one indexing operation: worker processes would only add copies
+    kw = dict(device=device, after_batch=tfms, num_workers=0)
     train = TensorDL(x_train, y_train, bs=bs, shuffle=True, drop_last=len(x_train) >= 2*bs, **kw)
     valid = TensorDL(x_test, y_test, bs=2*bs, shuffle=False, **kw)
     if seed is not None: train.rng.seed(seed)
@@ -69,7 +77,8 @@ def tensor_dls(x_train, y_train, x_test, y_test, vocab, bs=128, device=None, aug
     return dls
 
 # %% ../nbs/04_data.ipynb #73a2d639
-CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']
+CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship',
+                   'truck']
 N_CLASSES = {'cifar10': 10, 'cifar100': 100}
 ARRAYS = ('x_train', 'y_train', 'x_test', 'y_test')
 IMG_SIZE = (32, 32)  # the models' input: CIFAR's size, height x width
@@ -81,30 +90,38 @@ def _n_bad(a):
 def check_arrays(arrs:dict, # x_train, y_train, x_test, y_test as numpy arrays
                  n_classes:int, # labels must be 0..n_classes-1
                  src): # the file or folder they came from, named first in the message
-    "Raise a one-line ValueError naming what is wrong with the arrays `x_train, y_train, x_test, y_test` in `arrs`"
+    ("Raise a one-line ValueError naming what is wrong with the arrays "
+     "`x_train, y_train, x_test, y_test` in `arrs`")
     for part in ('train', 'test'):
         xn, yn, last = f'x_{part}', f'y_{part}', n_classes - 1
         x, y = arrs[xn], arrs[yn]
         if x.ndim != 4 or x.shape[1] != 3:
-            hint = ": channels last? use x.transpose(0, 3, 1, 2)" if x.ndim == 4 and x.shape[3] == 3 else ""
-            raise ValueError(f"{src}: {xn} has shape {x.shape}; expected (N, 3, H, W), RGB channels first{hint}")
+            hint = (": channels last? use x.transpose(0, 3, 1, 2)"
+                    if x.ndim == 4 and x.shape[3] == 3 else "")
+            raise ValueError(f"{src}: {xn} has shape {x.shape}; "
+                             f"expected (N, 3, H, W), RGB channels first{hint}")
         if _n_bad(x):
-            raise ValueError(f"{src}: {xn} holds {_n_bad(x)} non-finite value(s) (NaN or inf); images must be uint8 (0-255)")
+            raise ValueError(f"{src}: {xn} holds {_n_bad(x)} non-finite value(s) (NaN or inf); "
+                             "images must be uint8 (0-255)")
         if x.dtype != np.uint8:
             raise ValueError(f"{src}: {xn} has dtype {x.dtype}; images must be uint8 (0-255), "
                              "e.g. (x * 255).round().astype(np.uint8) from [0, 1]")
         if len(x) == 0: raise ValueError(f"{src}: {xn} holds no images; it needs at least one")
         if x.shape[2:] != IMG_SIZE:
-            raise ValueError(f"{src}: {xn} holds {x.shape[2]}x{x.shape[3]} images (height x width); "
-                             f"the models need {IMG_SIZE[0]}x{IMG_SIZE[1]}, CIFAR's size: resize them")
+            raise ValueError(f"{src}: {xn} holds {x.shape[2]}x{x.shape[3]} images "
+                             f"(height x width); the models need {IMG_SIZE[0]}x{IMG_SIZE[1]}, "
+                             "CIFAR's size: resize them")
         if y.ndim != 1 or len(y) != len(x):
-            raise ValueError(f"{src}: {yn} has shape {y.shape} for {len(x)} images; expected ({len(x)},)")
-        if _n_bad(y): raise ValueError(f"{src}: {yn} holds {_n_bad(y)} non-finite label(s) (NaN or inf); labels must be 0..{last}")
+            raise ValueError(f"{src}: {yn} has shape {y.shape} for {len(x)} images; "
+                             f"expected ({len(x)},)")
+        if _n_bad(y): raise ValueError(f"{src}: {yn} holds {_n_bad(y)} non-finite label(s) "
+                                       f"(NaN or inf); labels must be 0..{last}")
         if not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"{src}: {yn} has dtype {y.dtype}; labels must be integers 0..{last}")
         if y.min() < 0 or y.max() > last:
             bad = y.min() if y.min() < 0 else y.max()
-            raise ValueError(f"{src}: {yn} holds label {bad}, outside 0..{last} ({n_classes} classes)")
+            raise ValueError(f"{src}: {yn} holds label {bad}, "
+                             f"outside 0..{last} ({n_classes} classes)")
 
 # %% ../nbs/04_data.ipynb #ac57399c
 def _why(e):
@@ -115,37 +132,46 @@ def _why(e):
 _DAMAGED = "the file is truncated or corrupt: save or download it again"
 
 def _member(d, k, path):
-    "Array `k` of the open .npz `d`, never unpickled; a one-line ValueError naming `path` when it cannot be read"
+    ("Array `k` of the open .npz `d`, never unpickled; "
+     "a one-line ValueError naming `path` when it cannot be read")
     try: return d[k]
-    except Exception as e:  # a damaged member fails anywhere in zipfile, zlib or numpy's header parser
+    # a damaged member fails anywhere in zipfile, zlib or numpy's header parser
+    except Exception as e:
         if 'allow_pickle' in str(e):
-            raise ValueError(f"{path}: {k} holds Python objects (a pickled array), which are never loaded; "
+            raise ValueError(f"{path}: {k} holds Python objects (a pickled array), "
+                             "which are never loaded; "
                              "save numbers: uint8 images, integer labels") from None
         raise ValueError(f"{path}: cannot read {k} ({_why(e)}); {_DAMAGED}") from None
 
 def read_npz(path, # an .npz holding x_train, y_train, x_test, y_test, as `np.savez` writes it
              n_classes:int=10): # labels must be 0..n_classes-1
-    "x_train, y_train, x_test, y_test from the `.npz` at `path`, checked: any problem is a one-line ValueError naming the file"
-    path, want = Path(path), "expected an .npz with x_train, y_train, x_test, y_test, as np.savez writes it"
+    ("x_train, y_train, x_test, y_test from the `.npz` at `path`, checked: "
+     "any problem is a one-line ValueError naming the file")
+    path, want = Path(path), ("expected an .npz with x_train, y_train, x_test, y_test, "
+                              "as np.savez writes it")
     try:
         with open(path, 'rb') as f: head = f.read(6)
     except OSError as e: raise ValueError(f"{path}: cannot open it ({_why(e)})") from None
     if not head: raise ValueError(f"{path}: the file is empty (0 bytes); {want}")
     if head == b'\x93NUMPY': raise ValueError(f"{path}: a single .npy array, not an .npz; {want}")
-    if not head.startswith(b'PK'): raise ValueError(f"{path}: not an .npz (it is no zip archive); {want}")
+    if not head.startswith(b'PK'):
+        raise ValueError(f"{path}: not an .npz (it is no zip archive); {want}")
     try: d = np.load(path)
-    except Exception as e:  # zipfile, zlib and numpy each fail in their own way on a damaged archive
+    # zipfile, zlib and numpy each fail in their own way on a damaged archive
+    except Exception as e:
         raise ValueError(f"{path}: not a readable .npz ({_why(e)}); {_DAMAGED}") from None
     with d:
         missing = [k for k in ARRAYS if k not in d.files]
-        if missing: raise ValueError(f"{path}: missing array(s) {', '.join(missing)}; an .npz needs {', '.join(ARRAYS)}")
+        if missing: raise ValueError(f"{path}: missing array(s) {', '.join(missing)}; "
+                                     f"an .npz needs {', '.join(ARRAYS)}")
         arrs = {k: _member(d, k, path) for k in ARRAYS}
     check_arrays(arrs, n_classes, path)
     return arrs
 
 # %% ../nbs/04_data.ipynb #5a259456
 def _read_image(f):
-    "The image file `f` as a uint8 HxWx3 array; a one-line ValueError naming it when it cannot be read or is not 32x32"
+    ("The image file `f` as a uint8 HxWx3 array; "
+     "a one-line ValueError naming it when it cannot be read or is not 32x32")
     from PIL import Image
     try:
         with Image.open(f) as im: size, a = im.size, np.asarray(im.convert('RGB'))
@@ -153,11 +179,13 @@ def _read_image(f):
         raise ValueError(f"{f}: cannot read this image ({_why(e)}); replace or remove it") from None
     if size[::-1] != IMG_SIZE:
         raise ValueError(f"{f}: the image is {size[1]}x{size[0]} (height x width); "
-                         f"the models need {IMG_SIZE[0]}x{IMG_SIZE[1]}, CIFAR's size: resize the images")
+                         f"the models need {IMG_SIZE[0]}x{IMG_SIZE[1]}, "
+                         "CIFAR's size: resize the images")
     return a
 
 def read_folder(path): # a folder in fastai's layout: train/<class>/*.png and test/<class>/*.png
-    "x_train, y_train, x_test, y_test and class names from a folder in fastai's layout; any problem is a one-line ValueError"
+    ("x_train, y_train, x_test, y_test and class names from a folder in fastai's layout; "
+     "any problem is a one-line ValueError")
     from fastai.data.transforms import get_image_files
     path, arrs = Path(path), {}
     layout = "a data folder holds train/<class>/*.png and test/<class>/*.png"
@@ -170,7 +198,8 @@ def read_folder(path): # a folder in fastai's layout: train/<class>/*.png and te
     idx = {c: i for i, c in enumerate(classes)}
     for p, fs in files.items():
         unknown = {f.parent.name for f in fs} - set(idx)
-        if unknown: raise ValueError(f"{path}: {p}/ has class folder(s) {sorted(unknown)[:3]} that train/ does not")
+        if unknown: raise ValueError(f"{path}: {p}/ has class folder(s) {sorted(unknown)[:3]} "
+                                     "that train/ does not")
         arrs[f'x_{p}'] = np.stack([_read_image(f) for f in fs]).transpose(0, 3, 1, 2).copy()
         arrs[f'y_{p}'] = np.array([idx[f.parent.name] for f in fs], dtype=np.int64)
     return arrs, classes
@@ -179,73 +208,97 @@ def read_folder(path): # a folder in fastai's layout: train/<class>/*.png and te
 _CACHE_VERSION = 1  # raise it when the decoded arrays change, so that old caches are rebuilt
 
 def _folder_key(path):
-    "What tells a data folder's contents cheaply: each class folder's name, number of files and time of last change"
+    ("What tells a data folder's contents cheaply: "
+     "each class folder's name, number of files and time of last change")
     if not all((path/p).is_dir() for p in ('train', 'test')): return None
-    dirs = [(p, e) for p in ('train', 'test') for e in sorted(os.scandir(path/p), key=lambda e: e.name) if e.is_dir()]
-    return json.dumps([_CACHE_VERSION] + [[p, e.name, len(os.listdir(e.path)), e.stat().st_mtime_ns] for p, e in dirs])
+    dirs = [(p, e) for p in ('train', 'test')
+            for e in sorted(os.scandir(path/p), key=lambda e: e.name) if e.is_dir()]
+    return json.dumps([_CACHE_VERSION] + [[p, e.name, len(os.listdir(e.path)), e.stat().st_mtime_ns]
+                                          for p, e in dirs])
 
-def read_folder_cached(path): # a folder in fastai's layout, such as the one `download_cifar` returns
-    "`read_folder(path)`, decoded once and kept in `<path>_arrays.npz` beside it; rebuilt when the folder changes or it is unreadable"
+def read_folder_cached(path): # a folder in fastai's layout, like the one `download_cifar` returns
+    ("`read_folder(path)`, decoded once and kept in `<path>_arrays.npz` beside it; "
+     "rebuilt when the folder changes or it is unreadable")
     path = Path(path)
     cache, key = path.with_name(f'{path.name}_arrays.npz'), _folder_key(path)
-    if key is None: return read_folder(path)  # not in fastai's layout: read_folder says what is missing
+    # not in fastai's layout: read_folder says what is missing
+    if key is None: return read_folder(path)
     try:
         with np.load(cache) as d:
             if str(d['key']) == key: return {k: d[k] for k in ARRAYS}, d['classes'].tolist()
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error): pass  # none yet, or a broken one: build it
+    # none yet, or a broken one: build it
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error): pass
     arrs, classes = read_folder(path)
     tmp = cache.with_name(f'{cache.name}.{os.getpid()}.tmp')
     try:
         with open(tmp, 'wb') as f: np.savez(f, key=np.array(key), classes=np.array(classes), **arrs)
-        os.replace(tmp, cache)  # atomic: a reader finds the old cache or the new one, never half a file
+        # atomic: a reader finds the old cache or the new one, never half a file
+        os.replace(tmp, cache)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        warnings.warn(f"{cache}: cannot write the cache ({_why(e)}); the images will be decoded again next time")
+        warnings.warn(f"{cache}: cannot write the cache ({_why(e)}); "
+                      "the images will be decoded again next time")
     return arrs, classes
 
 # %% ../nbs/04_data.ipynb #66dde5e1
 def download_cifar(name:str='cifar10'): # 'cifar10' or 'cifar100'
-    "The folder where fastai's `untar_data` downloads and extracts CIFAR `name`; nothing is downloaded when it is already there"
-    from fastai.data.external import untar_data, URLs  # looked up at each call, so that a lesson can stand in for the network
-    if name not in N_CLASSES: raise ValueError(f"download_cifar: name={name!r}; use 'cifar10' or 'cifar100'")
+    ("The folder where fastai's `untar_data` downloads and extracts CIFAR `name`; "
+     "nothing is downloaded when it is already there")
+    # looked up at each call, so that a lesson can stand in for the network
+    from fastai.data.external import untar_data, URLs
+    if name not in N_CLASSES:
+        raise ValueError(f"download_cifar: name={name!r}; use 'cifar10' or 'cifar100'")
     url = URLs.CIFAR if name == 'cifar10' else URLs.CIFAR_100
     try: return untar_data(url)
-    except Exception as e:  # no network, a proxy, a full disk, a corrupt archive: the advice is the same
-        raise ConnectionError(f"could not download {name} from {url} ({_why(e)}); use a local copy (a folder in fastai's "
-                              "layout or an .npz): path=... in Python, --data PATH with gdnn-train") from None
+    # no network, a proxy, a full disk, a corrupt archive: the advice is the same
+    except Exception as e:
+        raise ConnectionError(f"could not download {name} from {url} ({_why(e)}); "
+                              "use a local copy (a folder in fastai's layout or an .npz): "
+                              "path=... in Python, --data PATH with gdnn-train") from None
 
-def cifar_dls(name:str="cifar10", # 'cifar10' or 'cifar100'
-              path=None, # a folder in fastai's layout or an .npz; None: fastai's download, decoded once and then cached
-              bs:int=128, # batch size of training (validation: 2 * bs)
-              device=None, # where the batches go; None: the GPU when there is one (`default_device()`)
-              augment:bool=True, # crop with padding and flip the training images
-              n_train:int=None, # use the first `n_train` training images only; None: all
-              n_test:int=None, # use the first `n_test` test images only; None: all
-              seed:int=None): # seed of the training shuffle
-    "CIFAR-10 or CIFAR-100 as fastai DataLoaders, from `path` or downloaded by fastai; `dls.source` says where they came from"
-    if name not in N_CLASSES: raise ValueError(f"cifar_dls: name={name!r}; use 'cifar10' or 'cifar100'")
+def cifar_dls(
+    name:str="cifar10", # 'cifar10' or 'cifar100'
+    path=None, # a folder in fastai's layout or an .npz; None: fastai's download, decoded and cached
+    bs:int=128, # batch size of training (validation: 2 * bs)
+    device=None, # where the batches go; None: the GPU when there is one (`default_device()`)
+    augment:bool=True, # crop with padding and flip the training images
+    n_train:int=None, # use the first `n_train` training images only; None: all
+    n_test:int=None, # use the first `n_test` test images only; None: all
+    seed:int=None, # seed of the training shuffle
+):
+    ("CIFAR-10 or CIFAR-100 as fastai DataLoaders, from `path` or downloaded by fastai; "
+     "`dls.source` says where they came from")
+    if name not in N_CLASSES:
+        raise ValueError(f"cifar_dls: name={name!r}; use 'cifar10' or 'cifar100'")
     for k, v in (('n_train', n_train), ('n_test', n_test)):
-        if v is not None and v < 1: raise ValueError(f"cifar_dls: {k}={v}; use 1 or more, or None for all the images")
+        if v is not None and v < 1:
+            raise ValueError(f"cifar_dls: {k}={v}; use 1 or more, or None for all the images")
     if path is None:
         path = download_cifar(name)
         arrs, classes = read_folder_cached(path)
     else:
         path = Path(path)
         if not path.exists():
-            raise ValueError(f"cifar_dls: no file or folder at '{path}'; pass an .npz or a folder in fastai's layout")
+            raise ValueError(f"cifar_dls: no file or folder at '{path}'; "
+                             "pass an .npz or a folder in fastai's layout")
         if path.is_dir(): arrs, classes = read_folder(path)
-        else: arrs, classes = read_npz(path, N_CLASSES[name]), CIFAR10_CLASSES if name == 'cifar10' else [str(i) for i in range(100)]
+        else:
+            arrs, classes = (read_npz(path, N_CLASSES[name]),
+                             CIFAR10_CLASSES if name == 'cifar10' else [str(i) for i in range(100)])
     if len(classes) != N_CLASSES[name]:
-        raise ValueError(f"cifar_dls: '{path}' has {len(classes)} classes, but {name} has {N_CLASSES[name]}")
+        raise ValueError(f"cifar_dls: '{path}' has {len(classes)} classes, "
+                         f"but {name} has {N_CLASSES[name]}")
     t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrs.items()}
-    dls = tensor_dls(t['x_train'][:n_train], t['y_train'][:n_train].long(), t['x_test'][:n_test], t['y_test'][:n_test].long(),
+    dls = tensor_dls(t['x_train'][:n_train], t['y_train'][:n_train].long(),
+                     t['x_test'][:n_test], t['y_test'][:n_test].long(),
                      classes, bs=bs, device=device, augment=augment, seed=seed)
     dls.source = path
     return dls
 
 # %% ../nbs/04_data.ipynb #b86d951a
 def find_cifar_npz():
-    "Path of the CIFAR-10 subset: `$GDNN_CIFAR_NPZ`, else `../shared/data/cifar10_subset.npz` next to this project; None if absent"
+    ("Path of the CIFAR-10 subset: `$GDNN_CIFAR_NPZ`, "
+     "else `../shared/data/cifar10_subset.npz` next to this project; None if absent")
     env = os.environ.get('GDNN_CIFAR_NPZ')
     if env: return Path(env) if Path(env).exists() else None
     import gdnn_nb
@@ -257,7 +310,8 @@ def find_cifar_npz():
 # %% ../nbs/04_data.ipynb #ecb5bc69
 @delegates(cifar_dls, but=['name', 'path'])
 def lesson_cifar_dls(**kwargs):
-    "CIFAR-10 for the lessons: the subset `find_cifar_npz` finds, else the full data set, downloaded by fastai (Colab)"
+    ("CIFAR-10 for the lessons: the subset `find_cifar_npz` finds, "
+     "else the full data set, downloaded by fastai (Colab)")
     return cifar_dls('cifar10', find_cifar_npz(), **kwargs)
 
 # %% ../nbs/04_data.ipynb #0d5db0f2
@@ -271,7 +325,8 @@ def _shape_mask(shape, dx, dy, r):
     if shape == 'circle': return d <= r
     if shape == 'square': return np.maximum(abs(dx), abs(dy)) <= 0.8 * r
     if shape == 'triangle': return (dy <= 0.75 * r) & (abs(dx) <= 0.62 * (dy + r))
-    if shape == 'cross': return ((abs(dx) <= 0.3 * r) & (abs(dy) <= r)) | ((abs(dy) <= 0.3 * r) & (abs(dx) <= r))
+    if shape == 'cross':
+        return ((abs(dx) <= 0.3 * r) & (abs(dy) <= r)) | ((abs(dy) <= 0.3 * r) & (abs(dx) <= r))
     return (d <= r) & (d >= 0.55 * r)
 
 def _background(rng, yy, xx):
@@ -279,35 +334,44 @@ def _background(rng, yy, xx):
     img = rng.uniform(60, 190, 3)[:, None, None] * np.ones((3, 32, 32))
     for _ in range(2):
         th, f, ph = rng.uniform(0, np.pi), rng.uniform(0.2, 0.9), rng.uniform(0, 2 * np.pi)
-        img += rng.uniform(15, 45) * np.sin(f * (xx * np.cos(th) + yy * np.sin(th)) + ph) * rng.choice([-1, 1], 3)[:, None, None]
+        img += (rng.uniform(15, 45) * np.sin(f * (xx * np.cos(th) + yy * np.sin(th)) + ph)
+                * rng.choice([-1, 1], 3)[:, None, None])
     for _ in range(rng.integers(3, 7)):
-        col = list(COLOURS.values())[rng.integers(2)] if rng.random() < 0.4 else rng.uniform(0, 255, 3)
+        col = (list(COLOURS.values())[rng.integers(2)] if rng.random() < 0.4
+               else rng.uniform(0, 255, 3))
         if rng.random() < 0.5:
             x0, y0, th = rng.uniform(0, 32), rng.uniform(0, 32), rng.uniform(0, np.pi)
-            m = (abs((xx - x0) * np.sin(th) - (yy - y0) * np.cos(th)) <= 0.7) & (np.hypot(xx - x0, yy - y0) <= rng.uniform(5, 12))
+            m = ((abs((xx - x0) * np.sin(th) - (yy - y0) * np.cos(th)) <= 0.7)
+                 & (np.hypot(xx - x0, yy - y0) <= rng.uniform(5, 12)))
         else: m = np.hypot(xx - rng.uniform(0, 32), yy - rng.uniform(0, 32)) <= rng.uniform(1, 2.2)
         img[:, m] = np.asarray(col)[:, None]
     return img + rng.normal(0, 10, (3, 32, 32))
 
 def shapes_arrays(n, seed=0):
-    "`n` shapes images (uint8 NCHW), labels and object masks, generated deterministically from `seed`"
+    ("`n` shapes images (uint8 NCHW), labels and object masks, "
+     "generated deterministically from `seed`")
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:32, 0:32].astype(float)
-    x, y, masks = np.empty((n, 3, 32, 32), np.uint8), rng.integers(0, 10, n), np.empty((n, 32, 32), bool)
+    x, y, masks = (np.empty((n, 3, 32, 32), np.uint8), rng.integers(0, 10, n),
+                   np.empty((n, 32, 32), bool))
     for i in range(n):
         img = _background(rng, yy, xx)
         r, cy, cx = rng.uniform(6, 10), rng.uniform(10, 22), rng.uniform(10, 22)
         m = _shape_mask(SHAPES[y[i] % 5], xx - cx, yy - cy, r)
-        img[:, m] = (np.asarray(list(COLOURS.values())[y[i] // 5]) + rng.uniform(-25, 25, 3))[:, None]
+        img[:, m] = (np.asarray(list(COLOURS.values())[y[i] // 5])
+                     + rng.uniform(-25, 25, 3))[:, None]
         x[i], masks[i] = np.clip(img, 0, 255), m
     return x, y, masks
 
 def shapes_dls(n_train=2000, n_test=500, seed=0, bs=128, device=None, augment=True):
-    "The shapes data set as fastai DataLoaders; the test images' object masks are on `dls.test_masks`"
-    if n_train < 1 or n_test < 1: raise ValueError(f"shapes_dls: n_train={n_train}, n_test={n_test}; both must be 1 or more")
+    ("The shapes data set as fastai DataLoaders; "
+     "the test images' object masks are on `dls.test_masks`")
+    if n_train < 1 or n_test < 1:
+        raise ValueError(f"shapes_dls: n_train={n_train}, n_test={n_test}; both must be 1 or more")
     xtr, ytr, _ = shapes_arrays(n_train, seed)
     xte, yte, mte = shapes_arrays(n_test, seed + 10_000)
-    dls = tensor_dls(torch.from_numpy(xtr), torch.from_numpy(ytr), torch.from_numpy(xte), torch.from_numpy(yte),
-                     SHAPES_CLASSES, bs=bs, device=device, augment=augment, stats=([0.5] * 3, [0.25] * 3), seed=seed)
+    dls = tensor_dls(torch.from_numpy(xtr), torch.from_numpy(ytr), torch.from_numpy(xte),
+                     torch.from_numpy(yte), SHAPES_CLASSES, bs=bs, device=device, augment=augment,
+                     stats=([0.5] * 3, [0.25] * 3), seed=seed)
     dls.test_masks = torch.from_numpy(mte)
     return dls

@@ -18,7 +18,7 @@ from fastai.torch_core import rank_distrib
 from .grow import _opt_state
 
 # %% ../nbs/03b_distributed.ipynb #a2ef9a36
-def unwrap(model):  # a model, possibly wrapped by DistributedDataParallel, DataParallel or torch.compile
+def unwrap(model):  # a model, possibly in DistributedDataParallel, DataParallel or torch.compile
     "The module inside `model`'s wrappers, or `model` itself when it has none"
     while True:
         if isinstance(model, (DistributedDataParallel, DataParallel)): model = model.module
@@ -27,7 +27,8 @@ def unwrap(model):  # a model, possibly wrapped by DistributedDataParallel, Data
 
 # %% ../nbs/03b_distributed.ipynb #102f8448
 def distributed_trainer(learn):  # a fastai Learner
-    "fastai's `DistributedTrainer` callback of `learn` (added by `distrib_ctx` or `to_distributed`), or None"
+    ("fastai's `DistributedTrainer` callback of `learn` "
+     "(added by `distrib_ctx` or `to_distributed`), or None")
     return next((cb for cb in learn.cbs if isinstance(cb, DistributedTrainer)), None)
 
 def is_distributed():
@@ -40,29 +41,36 @@ def rank0():
 
 # %% ../nbs/03b_distributed.ipynb #d88ebf56
 def local_dl(dl):  # a fastai DataLoader, possibly fastai's DistributedDL during a distributed fit
-    "The data loader inside fastai's `DistributedDL`, which makes batches in this process alone; `dl` itself otherwise"
+    ("The data loader inside fastai's `DistributedDL`, which makes batches in this process alone; "
+     "`dl` itself otherwise")
     return dl.dl if isinstance(dl, DistributedDL) else dl
 
 # %% ../nbs/03b_distributed.ipynb #0f7ab2cf
 def replica_tensors(learn):  # a fastai Learner
-    "`(name, tensor)` for every parameter, buffer and optimiser-state tensor of `learn`: what must agree across ranks"
+    ("`(name, tensor)` for every parameter, buffer and optimiser-state tensor of `learn`: "
+     "what must agree across ranks")
     m = unwrap(learn.model)
     state = {} if learn.opt is None else _opt_state(learn.opt)
-    opt = [(f'opt.{n}.{k}', v) for n, p in m.named_parameters() for k, v in sorted((state.get(p) or {}).items()) if torch.is_tensor(v)]
-    return [*((f'param.{n}', p.data) for n, p in m.named_parameters()), *((f'buffer.{n}', b) for n, b in m.named_buffers()), *opt]
+    opt = [(f'opt.{n}.{k}', v) for n, p in m.named_parameters()
+           for k, v in sorted((state.get(p) or {}).items()) if torch.is_tensor(v)]
+    return [*((f'param.{n}', p.data) for n, p in m.named_parameters()),
+            *((f'buffer.{n}', b) for n, b in m.named_buffers()), *opt]
 
 def sync_replicas(learn,  # a fastai Learner; every rank must call this, at the same point
                   src=0):  # the rank whose tensors every rank takes
-    "Broadcast every tensor of `replica_tensors(learn)` from rank `src`; nothing to do outside a process group"
+    ("Broadcast every tensor of `replica_tensors(learn)` from rank `src`; "
+     "nothing to do outside a process group")
     if not is_distributed(): return
     with torch.no_grad():
         for _, t in replica_tensors(learn): dist.broadcast(t, src)
 
 # %% ../nbs/03b_distributed.ipynb #8085d0bb
 def rewrap(learn):  # a fastai Learner, right after its model grew (on every rank)
-    "After growth: the same tensors on every rank, no code compiled for the old shapes, and in a distributed fit a new DDP wrapper"
+    ("After growth: the same tensors on every rank, no code compiled for the old shapes, "
+     "and in a distributed fit a new DDP wrapper")
     sync_replicas(learn)
-    if isinstance(getattr(learn.model, '_orig_mod', None), torch.nn.Module): torch._dynamo.reset()  # torch.compile'd
+    # torch.compile'd
+    if isinstance(getattr(learn.model, '_orig_mod', None), torch.nn.Module): torch._dynamo.reset()
     dt, m = distributed_trainer(learn), unwrap(learn.model)
     if dt is None or learn.model is m: return learn.model
     learn.model = m
@@ -79,7 +87,8 @@ def rewrap(learn):  # a fastai Learner, right after its model grew (on every ran
 def _bytes(t): return t.detach().contiguous().reshape(-1).view(torch.uint8)
 
 def replica_mismatches(learn):  # a fastai Learner; every rank must call this, at the same point
-    "Names of the tensors of `replica_tensors(learn)` that are not bitwise equal on every rank; empty in one process"
+    ("Names of the tensors of `replica_tensors(learn)` that are not bitwise equal on every rank; "
+     "empty in one process")
     if not is_distributed(): return []
     bad = []
     for n, t in replica_tensors(learn):

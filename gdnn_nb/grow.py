@@ -20,14 +20,16 @@ from .similarity import EPS, normalized_neurons
 
 # %% ../nbs/01_grow.ipynb #dffef7f3
 PRODUCERS = (nn.Conv2d, nn.Linear)
-NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.SyncBatchNorm, nn.GroupNorm)  # SyncBatchNorm: what fastai's distributed training uses
-PASS_THROUGH = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Tanh, nn.Sigmoid, nn.Identity,
-                nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
-                nn.AdaptiveMaxPool2d, nn.Flatten)
+# SyncBatchNorm: what fastai's distributed training uses
+NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.SyncBatchNorm, nn.GroupNorm)
+PASS_THROUGH = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Tanh, nn.Sigmoid,
+                nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.MaxPool2d, nn.AvgPool2d,
+                nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten)
 
 @dataclass
 class Group:
-    "Layers that grow together: a `producer` (Conv2d or Linear), its `norm` layer (or None) and its `consumer`"
+    ("Layers that grow together: a `producer` (Conv2d or Linear), its `norm` layer (or None) "
+     "and its `consumer`")
     producer: str
     norm: str|None
     consumer: str
@@ -69,7 +71,8 @@ def _chain_groups(seq, prefix):
         if not isinstance(p, PRODUCERS) or _grouped(p): continue
         norm = None
         for qn, q in items[i+1:]:
-            if isinstance(q, NORMS) and norm is None and _norm_width(q) == out_width(p): norm = qn; continue
+            if isinstance(q, NORMS) and norm is None and _norm_width(q) == out_width(p):
+                norm = qn; continue
             if _pass(q): continue
             s = _spatial(p, q) if isinstance(q, PRODUCERS) else None
             if s: yield Group(pn, norm, qn, s, out_width(p))
@@ -81,13 +84,16 @@ def _block_groups(block, prefix):
     names = [('conv1', 'bn1', 'conv2'), ('conv2', 'bn2', 'conv3')]
     for pn, nn_, qn in names:
         p, q = getattr(block, pn, None), getattr(block, qn, None)
-        if not (isinstance(p, nn.Conv2d) and isinstance(q, nn.Conv2d)) or _grouped(p) or _spatial(p, q) is None: continue
+        if (not (isinstance(p, nn.Conv2d) and isinstance(q, nn.Conv2d))
+            or _grouped(p) or _spatial(p, q) is None): continue
         norm = getattr(block, nn_, None)
-        norm = f'{prefix}{nn_}' if isinstance(norm, NORMS) and _norm_width(norm) == out_width(p) else None
+        norm = (f'{prefix}{nn_}' if isinstance(norm, NORMS) and _norm_width(norm) == out_width(p)
+                else None)
         yield Group(f'{prefix}{pn}', norm, f'{prefix}{qn}', 1, out_width(p))
 
 def growable_groups(model, x=None) -> list:
-    "Every group of `model` that can grow, from its `nn.Sequential` chains and residual blocks; checked on input `x` if given"
+    ("Every group of `model` that can grow, from its `nn.Sequential` chains and residual blocks; "
+     "checked on input `x` if given")
     groups = {}
     for name, m in model.named_modules():
         pre = f'{name}.' if name else ''
@@ -104,10 +110,10 @@ class NewNeurons:
     "What a strategy decides about `k` new neurons"
     w_in: Tensor                  # [k, *producer.weight.shape[1:]] incoming weights
     b_in: Tensor|None = None      # [k] biases (default 0)
-    w_out: Tensor|None = None     # [consumer out, k, r] outgoing weights (default 0); r = spatial, or kh*kw for a conv
-    old_out_scale: Tensor|None = None  # [n] factors for the old neurons' outgoing weights (default 1)
-    norm_src: Tensor|None = None  # [k] old channel whose norm parameters and statistics each new one copies (-1: fresh)
-    info: dict = field(default_factory=dict)  # what the strategy wants to report (e.g. batches used)
+    w_out: Tensor|None = None     # [out, k, r] outgoing weights (default 0); r = spatial or kh*kw
+    old_out_scale: Tensor|None = None  # [n] scales of the old neurons' outgoing weights (default 1)
+    norm_src: Tensor|None = None  # [k] old channel whose norm state each new one copies (-1: fresh)
+    info: dict = field(default_factory=dict)  # what the strategy reports (e.g. batches used)
 
 @dataclass
 class GrowContext:
@@ -121,7 +127,8 @@ class GrowContext:
     @property
     def width(self): return out_width(self.producer)
     def out_weight(self):
-        "The consumer's weight as `[out, n, r]`: the outgoing weights of each of the producer's neurons"
+        ("The consumer's weight as `[out, n, r]`: "
+         "the outgoing weights of each of the producer's neurons")
         w = self.consumer.weight
         return w.reshape(w.shape[0], self.width, -1)
 
@@ -136,7 +143,7 @@ class GrowthRecord:
     new: list
     strategy: str
     info: dict = field(default_factory=dict)
-    params: list = field(default_factory=list, repr=False, compare=False)  # (parameter, dim, old size, new size)
+    params: list = field(default_factory=list, repr=False, compare=False)  # (param, dim, old, new)
     def new_mask(self, device=None):
         "Bool mask over the `after` neurons, True for the new ones"
         m = torch.zeros(self.after, dtype=torch.bool, device=device)
@@ -155,7 +162,8 @@ def _pad(t, dim, extra, value=0.):
 def _set_data(p, data):
     "Give parameter `p` the new, larger `data`, with a fresh gradient accumulator"
     dtype = torch.float64 if data.dtype != torch.float64 else torch.float32
-    p.data = data.new_empty(0, dtype=dtype)  # a change of dtype makes autograd drop the accumulator it keeps for `p`
+    # a change of dtype makes autograd drop the accumulator it keeps for `p`
+    p.data = data.new_empty(0, dtype=dtype)
     p.data = data
 
 def _append(p, extra, dim, rec):
@@ -166,7 +174,8 @@ def _append(p, extra, dim, rec):
     rec.params.append((p, dim, old, p.shape[dim]))
 
 def _grow_norm(m, k, src):
-    "Add `k` channels to a norm layer: fresh (weight 1, bias 0, mean 0, var 1), or copies of channels `src` where >= 0"
+    ("Add `k` channels to a norm layer: fresh (weight 1, bias 0, mean 0, var 1), "
+     "or copies of channels `src` where >= 0")
     def fresh_or_copy(t, value):
         new = t.new_full((k,), value)
         keep = src >= 0
@@ -186,26 +195,31 @@ def _apply(ctx, spec, k, rec):
     P, N, Q, n = ctx.producer, ctx.norm, ctx.consumer, ctx.width
     dev, wq = P.weight.device, ctx.out_weight()
     _append(P.weight, spec.w_in, 0, rec)
-    if P.bias is not None: _append(P.bias, spec.b_in if spec.b_in is not None else torch.zeros(k, device=dev), 0, rec)
+    if P.bias is not None:
+        _append(P.bias, spec.b_in if spec.b_in is not None else torch.zeros(k, device=dev), 0, rec)
     if isinstance(P, nn.Conv2d): P.out_channels += k
     else: P.out_features += k
     if N is not None:
         N._gdnn_rec = rec
-        _grow_norm(N, k, spec.norm_src.to(dev) if spec.norm_src is not None else torch.full((k,), -1, device=dev))
+        _grow_norm(N, k, spec.norm_src.to(dev) if spec.norm_src is not None
+                         else torch.full((k,), -1, device=dev))
         del N._gdnn_rec
     if spec.old_out_scale is not None: wq.mul_(spec.old_out_scale.to(wq).view(1, n, 1))
     w_out = spec.w_out if spec.w_out is not None else wq.new_zeros(wq.shape[0], k, wq.shape[2])
     new_w = torch.cat([wq, w_out.to(wq)], 1)
     old_cols = Q.weight.shape[1]
-    _set_data(Q.weight, new_w.reshape(Q.weight.shape[0], (n + k) * ctx.group.spatial, *Q.weight.shape[2:]))
-    if Q.weight.grad is not None: Q.weight.grad = _pad(Q.weight.grad, 1, Q.weight.shape[1] - old_cols)
+    _set_data(Q.weight, new_w.reshape(Q.weight.shape[0], (n + k) * ctx.group.spatial,
+                                      *Q.weight.shape[2:]))
+    if Q.weight.grad is not None:
+        Q.weight.grad = _pad(Q.weight.grad, 1, Q.weight.shape[1] - old_cols)
     rec.params.append((Q.weight, 1, old_cols, Q.weight.shape[1]))
     if isinstance(Q, nn.Conv2d): Q.in_channels += k
     else: Q.in_features += k * ctx.group.spatial
     _mark_new(P, n, k)
 
 def _mark_new(P, n, k):
-    "Extend the producer's `grown_mask` buffer (True for neurons added by growth), registering it on first growth"
+    ("Extend the producer's `grown_mask` buffer (True for neurons added by growth), "
+     "registering it on first growth")
     old = getattr(P, 'grown_mask', None)
     old = torch.zeros(n, dtype=torch.bool, device=P.weight.device) if old is None else old
     mask = torch.cat([old, torch.ones(k, dtype=torch.bool, device=old.device)])
@@ -223,12 +237,14 @@ def register_strategy(name):
     return _reg
 
 def draw_neurons(producer, m, generator=None) -> Tensor:
-    "`m` incoming weight vectors drawn like `producer`'s initialisation, rescaled to the median norm of its neurons"
+    ("`m` incoming weight vectors drawn like `producer`'s initialisation, "
+     "rescaled to the median norm of its neurons")
     w = producer.weight
     bound = 1 / math.sqrt(w[0].numel())
     new = torch.empty(m, *w.shape[1:]).uniform_(-bound, bound, generator=generator).to(w.device)
     med = w.detach().float().flatten(1).norm(dim=1).median()
-    if med > 0: new *= (med / new.flatten(1).norm(dim=1).clamp_min(EPS)).view(-1, *[1] * (w.ndim - 1))
+    if med > 0:
+        new *= (med / new.flatten(1).norm(dim=1).clamp_min(EPS)).view(-1, *[1] * (w.ndim - 1))
     return new
 
 # %% ../nbs/01_grow.ipynb #39bb36b2
@@ -244,7 +260,8 @@ def max_similarity(cand, existing) -> Tensor:
     return (u @ e.T).abs().amax(1)
 
 def select_dissimilar(cand, existing, k, temperature=0.0, generator=None) -> Tensor:
-    "Indices of `k` rows of `cand` picked greedily to have the smallest largest |cos| to `existing` and to each other"
+    ("Indices of `k` rows of `cand` picked greedily to have the smallest largest |cos| "
+     "to `existing` and to each other")
     u = normalized_neurons(cand)
     maxsim = max_similarity(cand, existing)
     free = torch.ones(len(u), dtype=torch.bool, device=u.device)
@@ -262,29 +279,36 @@ def select_dissimilar(cand, existing, k, temperature=0.0, generator=None) -> Ten
 @register_strategy('similarity')
 def similarity_strategy(ctx, k, candidates=4, temperature=0.0):
     "Pick the k least similar of `candidates * k` drawn neurons; zero outgoing weights"
-    if candidates < 1: raise ValueError(f"grow: candidates={candidates}; use 1 or more (draws per new neuron)")
+    if candidates < 1:
+        raise ValueError(f"grow: candidates={candidates}; use 1 or more (draws per new neuron)")
     cand = draw_neurons(ctx.producer, max(k, round(candidates * k)), ctx.generator)
-    return NewNeurons(cand[select_dissimilar(cand, ctx.producer.weight.detach(), k, temperature, ctx.generator)])
+    return NewNeurons(cand[select_dissimilar(cand, ctx.producer.weight.detach(), k, temperature,
+                                             ctx.generator)])
 
 # %% ../nbs/01_grow.ipynb #a6ac100f
 @register_strategy('net2net')
 def net2net_strategy(ctx, k, noise=1e-2):
-    "Copy k random existing neurons and split their outgoing weights with the copies (function preserving)"
+    ("Copy k random existing neurons and split their outgoing weights with the copies "
+     "(function preserving)")
     P, n, g = ctx.producer, ctx.width, ctx.generator
     dev = P.weight.device
-    src = (torch.randperm(n, generator=g) if k <= n else torch.randint(n, (k,), generator=g))[:k].to(dev)
+    src = (torch.randperm(n, generator=g) if k <= n
+           else torch.randint(n, (k,), generator=g))[:k].to(dev)
     share = 1 / (torch.bincount(src, minlength=n).float() + 1)
     delta = noise * torch.randn(k, generator=g).to(dev)
     old_scale = share.clone().index_add_(0, src, -delta)
     w_out = ctx.out_weight()[:, src] * (share[src] + delta).view(1, k, 1)
-    return NewNeurons(P.weight[src].clone(), None if P.bias is None else P.bias[src].clone(), w_out, old_scale, src)
+    return NewNeurons(P.weight[src].clone(), None if P.bias is None else P.bias[src].clone(), w_out,
+                      old_scale, src)
 
 # %% ../nbs/01_grow.ipynb #f5348048
 @register_strategy('firefly')
 def firefly_strategy(ctx, k, batches=None, loss_func=None, candidates=4, eps=1e-2):
-    "Keep the k best of n splits and `candidates * k` new neurons, by first-order loss decrease on `batches`"
+    ("Keep the k best of n splits and `candidates * k` new neurons, "
+     "by first-order loss decrease on `batches`")
     if batches is None or loss_func is None:
-        raise ValueError("grow: strategy 'firefly' needs batches=[(x, y), ...] (or a callable returning them) and loss_func=...")
+        raise ValueError("grow: strategy 'firefly' needs batches=[(x, y), ...] "
+                         "(or a callable returning them) and loss_func=...")
     batches = batches() if callable(batches) else batches
     P, n, g = ctx.producer, ctx.width, ctx.generator
     m = max(k, round(candidates * k))
@@ -298,7 +322,8 @@ def firefly_strategy(ctx, k, batches=None, loss_func=None, candidates=4, eps=1e-
         for xb, yb in batches:
             loss_func(tmp(xb), yb).backward()
             nb += 1
-    if nb == 0: raise ValueError("grow: strategy 'firefly' got no batches; pass at least one (x, y)")
+    if nb == 0:
+        raise ValueError("grow: strategy 'firefly' got no batches; pass at least one (x, y)")
     gw = tP.weight.grad[:n].flatten(1) / nb
     go = tQ.weight.grad.reshape(tQ.weight.shape[0], n + m, -1)[:, n:] / nb
     wq = ctx.out_weight().detach()
@@ -309,14 +334,18 @@ def firefly_strategy(ctx, k, batches=None, loss_func=None, candidates=4, eps=1e-
     best = torch.cat([split_rate, new_rate]).topk(k).indices
     spl, new = best[best < n], best[best >= n] - n
     gdir = -gw[spl] / gw[spl].norm(dim=1, keepdim=True).clamp_min(EPS)
-    w_in = torch.cat([(w[spl] + eps * gdir * w[spl].norm(dim=1, keepdim=True)).view(-1, *P.weight.shape[1:]), cand[new]])
-    b_in = None if P.bias is None else torch.cat([P.bias.detach()[spl], torch.zeros(len(new), device=w.device)])
-    odir = -go[:, new] / go[:, new].transpose(0, 1).flatten(1).norm(dim=1).clamp_min(EPS).view(1, -1, 1)
+    w_in = torch.cat([(w[spl] + eps * gdir * w[spl].norm(dim=1, keepdim=True))
+                      .view(-1, *P.weight.shape[1:]), cand[new]])
+    b_in = None if P.bias is None else torch.cat([P.bias.detach()[spl],
+                                                  torch.zeros(len(new), device=w.device)])
+    odir = -go[:, new] / (go[:, new].transpose(0, 1).flatten(1).norm(dim=1).clamp_min(EPS)
+                          .view(1, -1, 1))
     w_out = torch.cat([0.5 * wq[:, spl], eps * out_norm * odir], 1)
     old_scale = torch.ones(n, device=w.device)
     old_scale[spl] = 0.5
     norm_src = torch.cat([spl, torch.full((len(new),), -1, device=w.device)])
-    return NewNeurons(w_in, b_in, w_out, old_scale, norm_src, dict(batches=nb, splits=len(spl), new=len(new)))
+    return NewNeurons(w_in, b_in, w_out, old_scale, norm_src,
+                      dict(batches=nb, splits=len(spl), new=len(new)))
 
 # %% ../nbs/01_grow.ipynb #4b8df912
 class GrowthWarning(UserWarning):
@@ -325,57 +354,85 @@ class GrowthWarning(UserWarning):
 def _group_names(model): return ', '.join(g.producer for g in growable_groups(model)) or 'none'
 
 def _resolve(model, group) -> Group:
-    "`group` (a Group, a producer name, or a (producer, norm, consumer) tuple) as a Group of `model`"
+    ("`group` (a Group, a producer name, or a (producer, norm, consumer) tuple) "
+     "as a Group of `model`")
     mods = dict(model.named_modules())
     if isinstance(group, Group): group = (group.producer, group.norm, group.consumer)
     if isinstance(group, (tuple, list)):
-        if len(group) != 3: raise ValueError(f"grow: group {group!r} must be (producer, norm, consumer); use None for no norm")
+        if len(group) != 3:
+            raise ValueError(f"grow: group {group!r} must be (producer, norm, consumer); "
+                             "use None for no norm")
         for nm in group:
-            if nm is not None and nm not in mods: raise ValueError(f"grow: model has no layer '{nm}'; growable groups: {_group_names(model)}")
+            if nm is not None and nm not in mods:
+                raise ValueError(f"grow: model has no layer '{nm}'; "
+                                 f"growable groups: {_group_names(model)}")
         pn, nn_, qn = group
         p, q = mods[pn], mods[qn]
-        if not isinstance(p, PRODUCERS): raise ValueError(f"grow: layer '{pn}' is a {type(p).__name__}; growable layers are Conv2d and Linear")
+        if not isinstance(p, PRODUCERS):
+            raise ValueError(f"grow: layer '{pn}' is a {type(p).__name__}; "
+                             "growable layers are Conv2d and Linear")
         s = _spatial(p, q) if isinstance(q, PRODUCERS) and not _grouped(p) else None
-        if s is None: raise ValueError(f"grow: '{qn}' ({type(q).__name__}) cannot consume the output of '{pn}' ({out_width(p)} neurons); "
-                                       "a consumer is a Conv2d or Linear taking exactly that output")
-        if nn_ is not None and not (isinstance(mods[nn_], NORMS) and _norm_width(mods[nn_]) == out_width(p)):
-            raise ValueError(f"grow: '{nn_}' is not a norm layer over the {out_width(p)} channels of '{pn}'")
+        if s is None:
+            raise ValueError(f"grow: '{qn}' ({type(q).__name__}) cannot consume the output of "
+                             f"'{pn}' ({out_width(p)} neurons); "
+                             "a consumer is a Conv2d or Linear taking exactly that output")
+        if nn_ is not None and not (isinstance(mods[nn_], NORMS)
+                                    and _norm_width(mods[nn_]) == out_width(p)):
+            raise ValueError(f"grow: '{nn_}' is not a norm layer over the {out_width(p)} channels "
+                             f"of '{pn}'")
         return Group(pn, nn_, qn, s, out_width(p))
-    if not isinstance(group, str): raise ValueError(f"grow: group {group!r}; pass a layer name, a Group or a (producer, norm, consumer) tuple")
-    if group not in mods: raise ValueError(f"grow: model has no layer '{group}'; growable groups: {_group_names(model)}")
+    if not isinstance(group, str):
+        raise ValueError(f"grow: group {group!r}; "
+                         "pass a layer name, a Group or a (producer, norm, consumer) tuple")
+    if group not in mods:
+        raise ValueError(f"grow: model has no layer '{group}'; "
+                         f"growable groups: {_group_names(model)}")
     m = mods[group]
-    if not isinstance(m, PRODUCERS): raise ValueError(f"grow: layer '{group}' is a {type(m).__name__}; growable layers are Conv2d and Linear")
+    if not isinstance(m, PRODUCERS):
+        raise ValueError(f"grow: layer '{group}' is a {type(m).__name__}; "
+                         "growable layers are Conv2d and Linear")
     found = [g for g in growable_groups(model) if g.producer == group]
-    if not found: raise ValueError(f"grow: layer '{group}' has no consumer that can be widened (it is the output layer, feeds a residual "
-                                   "sum, or feeds a module gdnn_nb does not know); name the group as (producer, norm, consumer)")
+    if not found:
+        raise ValueError(f"grow: layer '{group}' has no consumer that can be widened "
+                         "(it is the output layer, feeds a residual sum, "
+                         "or feeds a module gdnn_nb does not know); "
+                         "name the group as (producer, norm, consumer)")
     return found[0]
 
 def _strategy(strategy, opts):
     "The strategy function and its name, with `opts` checked against its signature"
     if callable(strategy): fn, name = strategy, getattr(strategy, '__name__', 'custom')
     elif strategy in STRATEGIES: fn, name = STRATEGIES[strategy], strategy
-    else: raise ValueError(f"grow: unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}, or add one with @register_strategy")
+    else: raise ValueError(f"grow: unknown strategy {strategy!r}; "
+                           f"choose one of {', '.join(STRATEGIES)}, "
+                           "or add one with @register_strategy")
     params = list(inspect.signature(fn).parameters)[2:]
     bad = [o for o in opts if o not in params]
     if bad and not any(p.kind == p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values()):
-        raise ValueError(f"grow: strategy '{name}' has no option {', '.join(bad)}; its options: {', '.join(params) or 'none'}")
+        raise ValueError(f"grow: strategy '{name}' has no option {', '.join(bad)}; "
+                         f"its options: {', '.join(params) or 'none'}")
     return fn, name
 
-def grow(model,                 # the network, changed in place
-         group,                 # a producer's name, a `Group`, or a (producer, norm, consumer) tuple of names
-         k,                     # how many neurons to add
-         strategy="similarity", # a registered strategy's name ('similarity', 'random', 'net2net', 'firefly') or a function
-         max_width=None,        # never grow the producer beyond this many neurons
-         generator=None,        # a `torch.Generator` for the strategy's random draws (same seed, same neurons)
-         **opts                 # the strategy's options, e.g. `candidates=4`, `temperature=0.0`
-        ) -> GrowthRecord:
+def grow(
+    model,                 # the network, changed in place
+    group,                 # a producer's name, a `Group`, or a (producer, norm, consumer) tuple
+    k,                     # how many neurons to add
+    strategy="similarity", # a strategy ('similarity', 'random', 'net2net', 'firefly') or a function
+    max_width=None,        # never grow the producer beyond this many neurons
+    generator=None,        # a `torch.Generator` for the strategy's draws (same seed, same neurons)
+    **opts                 # the strategy's options, e.g. `candidates=4`, `temperature=0.0`
+) -> GrowthRecord:
     "Add `k` neurons to `group` of `model` in place, chosen by `strategy`; returns what was done"
     g = _resolve(model, group)
-    if isinstance(k, bool) or not isinstance(k, int): raise ValueError(f"grow: k={k!r} for layer '{g.producer}'; k is a whole number of neurons")
-    if k < 0: raise ValueError(f"grow: k={k} for layer '{g.producer}'; k counts neurons to add and must be 0 or more")
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise ValueError(f"grow: k={k!r} for layer '{g.producer}'; k is a whole number of neurons")
+    if k < 0:
+        raise ValueError(f"grow: k={k} for layer '{g.producer}'; "
+                         "k counts neurons to add and must be 0 or more")
     fn, name = _strategy(strategy, opts)
     mods = dict(model.named_modules())
-    ctx = GrowContext(model, g, mods[g.producer], mods[g.norm] if g.norm else None, mods[g.consumer], generator)
+    ctx = GrowContext(model, g, mods[g.producer], mods[g.norm] if g.norm else None,
+                      mods[g.consumer], generator)
     n = ctx.width
     if max_width is not None: k = max(0, min(k, max_width - n))
     rec = GrowthRecord(g.producer, g.norm, g.consumer, n, n + k, list(range(n, n + k)), name)
@@ -384,36 +441,47 @@ def grow(model,                 # the network, changed in place
         G = ctx.norm.num_groups
         if (n + k) % G:
             ks = [j for j in range(1, 3 * G + 1) if (n + j) % G == 0]
-            raise ValueError(f"grow: '{g.norm}' has {G} groups, which do not divide {n}+{k} channels; "
-                             f"add {', '.join(map(str, ks))}, ... neurons to '{g.producer}' (the width must stay a multiple of {G})")
-        warnings.warn(f"grow: '{g.producer}' feeds GroupNorm '{g.norm}'; new channels change which channels are normalised "
-                      "together, so the network's output changes at this step (BatchNorm keeps it)", GrowthWarning, stacklevel=2)
+            raise ValueError(f"grow: '{g.norm}' has {G} groups, "
+                             f"which do not divide {n}+{k} channels; "
+                             f"add {', '.join(map(str, ks))}, ... neurons to '{g.producer}' "
+                             f"(the width must stay a multiple of {G})")
+        warnings.warn(f"grow: '{g.producer}' feeds GroupNorm '{g.norm}'; "
+                      "new channels change which channels are normalised together, "
+                      "so the network's output changes at this step (BatchNorm keeps it)",
+                      GrowthWarning, stacklevel=2)
     spec = fn(ctx, k, **opts)
     with torch.no_grad(): _apply(ctx, spec, k, rec)
-    torch.clear_autocast_cache()  # inside `torch.autocast`, cast copies of the old weights would otherwise be reused
-    if isinstance(getattr(model, '_orig_mod', None), nn.Module): torch._dynamo.reset()  # torch.compile'd: drop code for the old shapes
+    # inside `torch.autocast`, cast copies of the old weights would otherwise be reused
+    torch.clear_autocast_cache()
+    # torch.compile'd: drop code for the old shapes
+    if isinstance(getattr(model, '_orig_mod', None), nn.Module): torch._dynamo.reset()
     rec.info = spec.info
     return rec
 
 # %% ../nbs/01_grow.ipynb #4b235970
 def growth_count(n, by) -> int:
-    "Neurons to add to a layer of width `n`: `by` is a ratio (float, at least one neuron when > 0) or a count (int)"
+    ("Neurons to add to a layer of width `n`: "
+     "`by` is a ratio (float, at least one neuron when > 0) or a count (int)")
     if isinstance(by, bool) or not isinstance(by, (int, float)) or by < 0:
-        raise ValueError(f"by={by!r}; use a ratio of the current width (a float such as 0.3) or a count (an int), not negative")
+        raise ValueError(f"by={by!r}; use a ratio of the current width (a float such as 0.3) "
+                         "or a count (an int), not negative")
     return by if isinstance(by, int) else (max(1, round(n * by)) if by > 0 else 0)
 
-def grow_model(model,                 # the network, changed in place
-               by=0.3,                # per group: a ratio of its width (float: 0.3 adds 30%) or a count of neurons (int)
-               strategy="similarity", # a registered strategy's name or a function
-               layers=None,           # the groups to grow (as for `grow`); None: every group `growable_groups` finds
-               max_width=None,        # no producer grows beyond this many neurons
-               generator=None,        # a `torch.Generator` for the strategy's random draws
-               **opts                 # the strategy's options
-              ) -> list:
-    "Grow several groups of `model` in place: by a ratio (float) or count (int) each; returns the records"
+def grow_model(
+    model,                 # the network, changed in place
+    by=0.3,                # per group: a ratio of its width (float: 0.3 adds 30%) or a count (int)
+    strategy="similarity", # a registered strategy's name or a function
+    layers=None,           # the groups (as for `grow`); None: every group `growable_groups` finds
+    max_width=None,        # no producer grows beyond this many neurons
+    generator=None,        # a `torch.Generator` for the strategy's random draws
+    **opts                 # the strategy's options
+) -> list:
+    ("Grow several groups of `model` in place: by a ratio (float) or count (int) each; "
+     "returns the records")
     growth_count(1, by)
     groups = growable_groups(model) if layers is None else [_resolve(model, l) for l in layers]
-    if not groups: raise ValueError(f"grow_model: {type(model).__name__} has no growable group; name one as (producer, norm, consumer)")
+    if not groups: raise ValueError(f"grow_model: {type(model).__name__} has no growable group; "
+                                    "name one as (producer, norm, consumer)")
     recs = []
     for g in groups:
         k = growth_count(out_width(model.get_submodule(g.producer)), by)
@@ -435,11 +503,13 @@ def resize_opt_state(opt, records):
             st = state.get(p)
             if not st: continue
             for key, v in st.items():
-                if torch.is_tensor(v) and v.ndim > dim and v.shape[dim] == old: st[key] = _pad(v, dim, new - old)
+                if torch.is_tensor(v) and v.ndim > dim and v.shape[dim] == old:
+                    st[key] = _pad(v, dim, new - old)
 
 # %% ../nbs/01_grow.ipynb #2d672a13
 def feeds(model, groups, x) -> list:
-    "For each group, whether a forward pass of `model` on `x` carries the producer's output into the consumer"
+    ("For each group, whether a forward pass of `model` on `x` "
+     "carries the producer's output into the consumer")
     zs, seen, hooks = {}, {}, []
     def tap(name):  # add a zero that autograd can follow to the producer's output
         def f(m, inp, out):
@@ -459,7 +529,8 @@ def feeds(model, groups, x) -> list:
         with torch.enable_grad():
             model(x[:2])
             return [g.producer in zs and g.consumer in seen and seen[g.consumer].requires_grad and
-                    torch.autograd.grad(seen[g.consumer].sum(), zs[g.producer], retain_graph=True, allow_unused=True)[0] is not None
+                    torch.autograd.grad(seen[g.consumer].sum(), zs[g.producer], retain_graph=True,
+                                        allow_unused=True)[0] is not None
                     for g in groups]
     finally:
         for h in hooks: h.remove()
@@ -472,7 +543,9 @@ def _read_state(src):
         if not Path(src).exists(): raise ValueError(f"load_grown: no checkpoint at '{src}'")
         src = torch.load(src, map_location='cpu', weights_only=False)
     if isinstance(src, dict) and set(src) == {'model', 'opt'}: src = src['model']
-    if not isinstance(src, dict): raise ValueError(f"load_grown: got a {type(src).__name__}; pass a state dict or a path to one")
+    if not isinstance(src, dict):
+        raise ValueError(f"load_grown: got a {type(src).__name__}; "
+                         "pass a state dict or a path to one")
     return src
 
 def load_grown(model, state_dict_or_path, strict=True):
@@ -483,15 +556,18 @@ def load_grown(model, state_dict_or_path, strict=True):
         if key not in sd: continue
         have, want = out_width(model.get_submodule(g.producer)), sd[key].shape[0]
         if want < have:
-            raise ValueError(f"load_grown: '{g.producer}' has {want} neurons in the checkpoint but {have} in the model; "
+            raise ValueError(f"load_grown: '{g.producer}' has {want} neurons in the checkpoint "
+                             f"but {have} in the model; "
                              "build the model at its initial (smaller) width")
         grow(model, g, want - have, 'random')
     own = model.state_dict()
     bad = [k for k, v in sd.items() if k in own and own[k].shape != v.shape]
     if bad:
         k = bad[0]
-        raise ValueError(f"load_grown: '{k}' is {tuple(sd[k].shape)} in the checkpoint but {tuple(own[k].shape)} in the model, "
-                         f"and is not in a group gdnn_nb can widen ({len(bad)} such tensors); build the same architecture")
+        raise ValueError(f"load_grown: '{k}' is {tuple(sd[k].shape)} in the checkpoint "
+                         f"but {tuple(own[k].shape)} in the model, "
+                         f"and is not in a group gdnn_nb can widen ({len(bad)} such tensors); "
+                         "build the same architecture")
     model.load_state_dict(sd, strict=strict)
     return model
 
@@ -501,7 +577,8 @@ from fastcore.basics import patch
 
 @patch
 def load_grown(self:Learner, file, **kwargs):
-    "Widen `self.model` to the widths saved in `file` (as `learn.save` names it), then `learn.load` it with `kwargs`"
+    ("Widen `self.model` to the widths saved in `file` (as `learn.save` names it), "
+     "then `learn.load` it with `kwargs`")
     load_grown(self.model, self.path/self.model_dir/f'{file}.pth')
     self.opt = None  # rebuilt by `load` over the widened parameters
     return self.load(file, **kwargs)

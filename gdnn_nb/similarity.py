@@ -23,7 +23,8 @@ def _weight_of(x):
     if isinstance(x, nn.Module):
         w = getattr(x, 'weight', None)
         if not isinstance(w, Tensor):
-            raise ValueError(f"{type(x).__name__} has no weight tensor; pass a Conv2d, a Linear or a weight tensor")
+            raise ValueError(f"{type(x).__name__} has no weight tensor; "
+                             "pass a Conv2d, a Linear or a weight tensor")
         return w, type(x).__name__
     raise ValueError(f"got a {type(x).__name__}; pass a Conv2d, a Linear or a weight tensor")
 
@@ -31,9 +32,13 @@ def neuron_weights(x) -> Tensor:
     "The neurons of `x` (a Conv2d, a Linear or a weight tensor) as the rows of an `[n, d]` matrix"
     w, name = _weight_of(x)
     if w.ndim < 2:
-        raise ValueError(f"{name} weight has shape {tuple(w.shape)}: a layer's weight needs a neuron axis and an input axis "
-                         "(a 1-d tensor is a bias or a norm scale); pass a Conv2d, a Linear or its weight")
-    if w.numel() == 0: raise ValueError(f"{name} weight has shape {tuple(w.shape)}: an empty layer has no neurons to compare")
+        raise ValueError(f"{name} weight has shape {tuple(w.shape)}: "
+                         "a layer's weight needs a neuron axis and an input axis "
+                         "(a 1-d tensor is a bias or a norm scale); "
+                         "pass a Conv2d, a Linear or its weight")
+    if w.numel() == 0:
+        raise ValueError(f"{name} weight has shape {tuple(w.shape)}: "
+                         "an empty layer has no neurons to compare")
     return w.reshape(w.shape[0], -1)
 
 # %% ../nbs/00_similarity.ipynb #59372ae3
@@ -55,26 +60,35 @@ def similarity_values(x) -> Tensor:
 
 @torch.no_grad()
 def similarity_stats(x, near=0.9) -> dict:
-    "Summary of the similarity distribution of `x`: `mean_abs`, `mean_sq`, `near_dup` (share of pairs with |C| > `near`) and `n`"
+    ("Summary of the similarity distribution of `x`: `mean_abs`, `mean_sq`, "
+     "`near_dup` (share of pairs with |C| > `near`) and `n`")
     v = similarity_values(x)
     if v.numel() == 0: return dict(mean_abs=0., mean_sq=0., near_dup=0., n=len(neuron_weights(x)))
     a = v.abs()
-    return dict(mean_abs=a.mean().item(), mean_sq=v.square().mean().item(), near_dup=(a > near).float().mean().item(),
-                n=len(neuron_weights(x)))
+    return dict(mean_abs=a.mean().item(), mean_sq=v.square().mean().item(),
+                near_dup=(a > near).float().mean().item(), n=len(neuron_weights(x)))
 
 # %% ../nbs/00_similarity.ipynb #556a8fe0
 def _new_mask(new, n, device):
     "`new` (None, a count of newest neurons, or a bool mask) as a bool mask of length `n`, or None"
     if new is None: return None
-    if isinstance(new, bool): raise ValueError(f"new={new}: pass a bool mask of length {n} or the count of newest neurons")
+    if isinstance(new, bool):
+        raise ValueError(f"new={new}: pass a bool mask of length {n} "
+                         "or the count of newest neurons")
     if isinstance(new, int):
-        if not 0 <= new <= n: raise ValueError(f"new={new}, but the layer has {n} neurons; pass a count between 0 and {n}")
+        if not 0 <= new <= n:
+            raise ValueError(f"new={new}, but the layer has {n} neurons; "
+                             f"pass a count between 0 and {n}")
         m = torch.zeros(n, dtype=torch.bool, device=device)
         m[n-new:] = True
         return m
     m = torch.as_tensor(new, device=device)
-    if m.dtype != torch.bool: raise ValueError(f"new has dtype {m.dtype}; pass a bool mask of length {n} or the count of newest neurons")
-    if m.shape != (n,): raise ValueError(f"new mask has shape {tuple(m.shape)}, but the layer has {n} neurons; pass a mask of length {n}")
+    if m.dtype != torch.bool:
+        raise ValueError(f"new has dtype {m.dtype}; pass a bool mask of length {n} "
+                         "or the count of newest neurons")
+    if m.shape != (n,):
+        raise ValueError(f"new mask has shape {tuple(m.shape)}, but the layer has {n} neurons; "
+                         f"pass a mask of length {n}")
     return m
 
 # %% ../nbs/00_similarity.ipynb #44d8a24a
@@ -83,7 +97,8 @@ def _penalty_root(C, margin):
     return C.abs() if margin == 0 else (C.abs() - margin).clamp_min_(0)
 
 class _SimilarityLoss(torch.autograd.Function):
-    "The constraint on the pairs of rows `a:` of `w` with all rows (`a=None`: every pair), its backward written out"
+    ("The constraint on the pairs of rows `a:` of `w` with all rows (`a=None`: every pair), "
+     "its backward written out")
     @staticmethod
     def forward(ctx, w, a, margin, npairs):
         nrm = torch.linalg.vector_norm(w, dim=1)
@@ -94,7 +109,8 @@ class _SimilarityLoss(torch.autograd.Function):
         sq = torch.dot(t.view(-1), t.view(-1))
         if a is None: loss = (sq - t.diagonal().square().sum()) / npairs
         else:
-            tn = t[:, a:]  # the new-new pairs sit twice in the new rows, and each new neuron once with itself
+            # the new-new pairs sit twice in the new rows, and each new neuron once with itself
+            tn = t[:, a:]
             loss = (sq - 0.5 * tn.square().sum() - 0.5 * tn.diagonal().square().sum()) / npairs
         ctx.save_for_backward(w, nrm, inv, C)
         ctx.a, ctx.margin, ctx.npairs = a, margin, npairs
@@ -105,8 +121,10 @@ class _SimilarityLoss(torch.autograd.Function):
     def backward(ctx, grad):
         w, nrm, inv, C = ctx.saved_tensors
         a, s = ctx.a, 2 * grad / ctx.npairs
-        P = C.mul(s) if ctx.margin == 0 else _penalty_root(C, ctx.margin).copysign_(C).mul_(s)  # dL/dC
-        norms_share = lambda b: -b * inv * inv * (nrm >= EPS)  # b_i / r_i^2 on the diagonal of S; none below eps
+        # dL/dC
+        P = C.mul(s) if ctx.margin == 0 else _penalty_root(C, ctx.margin).copysign_(C).mul_(s)
+        # b_i / r_i^2 on the diagonal of S; none below eps
+        norms_share = lambda b: -b * inv * inv * (nrm >= EPS)
         if a is None:
             P.diagonal().zero_()
             b = (P * C).sum(1)
@@ -128,29 +146,36 @@ class _SimilarityLoss(torch.autograd.Function):
         return g, None, None, None
 
 # %% ../nbs/00_similarity.ipynb #abf6fed2
-def similarity_loss(x,            # a Conv2d, a Linear or a weight tensor
-                    new=None,     # the new neurons: a bool mask, or the count of newest ones (at the end)
-                    pairs="new",  # 'new': pairs with at least one new neuron; 'all': every pair
-                    margin=0.0,   # |cos| up to `margin` costs nothing
-                   ) -> Tensor:
-    "Mean of `relu(|C| - margin)**2` over the selected pairs of neurons of `x`, in float32 (float64 for float64 weights)"
-    if pairs not in ('new', 'all'): raise ValueError(f"pairs={pairs!r}; use 'new' (pairs with a grown neuron) or 'all' (every pair)")
+def similarity_loss(
+    x,            # a Conv2d, a Linear or a weight tensor
+    new=None,     # the new neurons: a bool mask, or the count of newest ones (at the end)
+    pairs="new",  # 'new': pairs with at least one new neuron; 'all': every pair
+    margin=0.0,   # |cos| up to `margin` costs nothing
+) -> Tensor:
+    ("Mean of `relu(|C| - margin)**2` over the selected pairs of neurons of `x`, "
+     "in float32 (float64 for float64 weights)")
+    if pairs not in ('new', 'all'):
+        raise ValueError(f"pairs={pairs!r}; use 'new' (pairs with a grown neuron) "
+                         "or 'all' (every pair)")
     if not 0 <= margin < 1: raise ValueError(f"margin={margin}; use a value in [0, 1)")
     w = neuron_weights(x)
     w = w.to(torch.promote_types(w.dtype, torch.float32))
     n = len(w)
-    if pairs == 'all': return _SimilarityLoss.apply(w, None, margin, n * (n-1)) if n > 1 else w.new_zeros(())
+    if pairs == 'all':
+        return _SimilarityLoss.apply(w, None, margin, n * (n-1)) if n > 1 else w.new_zeros(())
     m = _new_mask(new, n, w.device)
     k = 0 if m is None else int(m.sum())
     npairs = k * (n-k) + k * (k-1) // 2
     if npairs == 0: return w.new_zeros(())
-    if not m[n-k:].all(): w = w[torch.cat([(~m).nonzero()[:, 0], m.nonzero()[:, 0]])]  # the new neurons to the end
+    # the new neurons to the end
+    if not m[n-k:].all(): w = w[torch.cat([(~m).nonzero()[:, 0], m.nonzero()[:, 0]])]
     return _SimilarityLoss.apply(w, n-k, margin, npairs)
 
 # %% ../nbs/00_similarity.ipynb #f3121a26
 @torch.no_grad()
 def similarity_hist(x, bins=50) -> tuple:
-    "Counts of the off-diagonal similarities of `x` in `bins` equal bins over [-1, 1], and the bin edges"
+    ("Counts of the off-diagonal similarities of `x` in `bins` equal bins over [-1, 1], "
+     "and the bin edges")
     v = similarity_values(x)
     return torch.histc(v, bins=bins, min=-1, max=1), torch.linspace(-1, 1, bins + 1)
 
@@ -161,14 +186,17 @@ def _as_named(layers):
     return {'layer': layers}
 
 def plot_similarity(layers, bins=50, ax=None, log=False, title='Similarity between neurons'):
-    "Histograms (as shares of pairs) of the similarity distributions of one layer, a list, or a dict of name -> layer"
+    ("Histograms (as shares of pairs) of the similarity distributions of one layer, a list, "
+     "or a dict of name -> layer")
     if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
     for name, l in _as_named(layers).items():
         counts, edges = similarity_hist(l, bins)
         share = (counts / counts.sum().clamp_min(1)).cpu()
-        ax.stairs(share.numpy(), edges.numpy(), label=f"{name} (mean |cos| {similarity_stats(l)['mean_abs']:.3f})",
+        ax.stairs(share.numpy(), edges.numpy(),
+                  label=f"{name} (mean |cos| {similarity_stats(l)['mean_abs']:.3f})",
                   fill=True, alpha=0.45)
-    ax.set(xlabel='cosine similarity between two neurons', ylabel='share of pairs', xlim=(-1, 1), title=title)
+    ax.set(xlabel='cosine similarity between two neurons', ylabel='share of pairs', xlim=(-1, 1),
+           title=title)
     if log: ax.set_yscale('log')
     ax.legend(fontsize=8, loc='upper left')
     return ax

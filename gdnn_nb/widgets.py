@@ -23,7 +23,8 @@ PAIR_KINDS = ('old-old', 'new-old', 'new-new')
 PAIR_COLOURS = {'old-old': 'tab:gray', 'new-old': 'tab:orange', 'new-new': 'tab:red'}
 
 def pair_values(weight, new_mask) -> dict:
-    "The off-diagonal similarities of the neurons in `weight`, split by pair kind (`new_mask`: True for grown neurons)"
+    ("The off-diagonal similarities of the neurons in `weight`, split by pair kind "
+     "(`new_mask`: True for grown neurons)")
     C = similarity_matrix(weight).detach()
     i, j = torch.triu_indices(len(C), len(C), 1)
     a, b, v = new_mask[i], new_mask[j], C[i, j]
@@ -31,16 +32,20 @@ def pair_values(weight, new_mask) -> dict:
 
 def pair_stats(vals) -> str:
     "One line of statistics: pairs and mean |cos| of each kind, and the near-duplicate share"
-    parts = [f"{k}: {len(v):,} pairs, mean |cos| {v.abs().mean().item():.3f}" for k, v in vals.items() if len(v)]
+    parts = [f"{k}: {len(v):,} pairs, mean |cos| {v.abs().mean().item():.3f}"
+             for k, v in vals.items() if len(v)]
     allv = torch.cat(list(vals.values()))
-    return ' | '.join(parts) + f" | near duplicates (|cos| > 0.9): {(allv.abs() > 0.9).float().mean().item():.2%}"
+    return (' | '.join(parts)
+            + f" | near duplicates (|cos| > 0.9): {(allv.abs() > 0.9).float().mean().item():.2%}")
 
 def plot_pairs(vals, bins=40, title='', ax=None):
     "Stacked histogram of similarities by pair kind"
     if ax is None: _, ax = plt.subplots(figsize=(6.5, 3.2))
     kinds = [k for k in PAIR_KINDS if len(vals[k])]
-    ax.hist([vals[k].numpy() for k in kinds], bins=bins, range=(-1, 1), stacked=True, label=kinds, color=[PAIR_COLOURS[k] for k in kinds])
-    ax.set(xlabel='cosine similarity between two neurons', ylabel='pairs', xlim=(-1, 1), title=title)
+    ax.hist([vals[k].numpy() for k in kinds], bins=bins, range=(-1, 1), stacked=True, label=kinds,
+            color=[PAIR_COLOURS[k] for k in kinds])
+    ax.set(xlabel='cosine similarity between two neurons', ylabel='pairs', xlim=(-1, 1),
+           title=title)
     ax.legend(fontsize=8)
     return ax
 
@@ -53,18 +58,22 @@ def fig_png(fig) -> bytes:
 
 # %% ../nbs/07_widgets.ipynb #e9fe3838
 class SimilarityExplorer(widgets.VBox):
-    "Histograms of neuron similarities by pair kind, for each growing layer and growth step of `learn`"
+    ("Histograms of neuron similarities by pair kind, "
+     "for each growing layer and growth step of `learn`")
     def __init__(self, learn, bins=40):
         cb = getattr(learn, 'growth', None)
-        self.snaps = list(cb.snapshots) if cb is not None and cb.snapshots else [('now', self._current(learn))]
+        self.snaps = (list(cb.snapshots) if cb is not None and cb.snapshots
+                      else [('now', self._current(learn))])
         self.bins, self._cache = bins, {}
         layers = list(self.snaps[-1][1])
         self.layer = widgets.Dropdown(options=layers, value=layers[0], description='layer')
-        self.step = widgets.IntSlider(min=0, max=len(self.snaps) - 1, value=len(self.snaps) - 1, description='step', continuous_update=False)
+        self.step = widgets.IntSlider(min=0, max=len(self.snaps) - 1, value=len(self.snaps) - 1,
+                                      description='step', continuous_update=False)
         self.step_label, self.stats = widgets.Label(), widgets.HTML()
         self.image = widgets.Image(format='png')
         for c in (self.layer, self.step): c.observe(lambda _: self.update(), 'value')
-        super().__init__([widgets.HBox([self.layer, self.step, self.step_label]), self.image, self.stats])
+        super().__init__([widgets.HBox([self.layer, self.step, self.step_label]), self.image,
+                          self.stats])
         self.update()
     @staticmethod
     def _current(learn):
@@ -73,7 +82,9 @@ class SimilarityExplorer(widgets.VBox):
         for g in growable_groups(learn.model):
             p = learn.model.get_submodule(g.producer)
             mask = getattr(p, 'grown_mask', None)
-            out[g.producer] = (p.weight.detach().float().cpu(), torch.zeros(len(p.weight), dtype=torch.bool) if mask is None else mask.cpu())
+            out[g.producer] = (p.weight.detach().float().cpu(),
+                               torch.zeros(len(p.weight), dtype=torch.bool) if mask is None
+                               else mask.cpu())
         return out
     @property
     def data(self):
@@ -96,16 +107,23 @@ class SimilarityExplorer(widgets.VBox):
 
 # %% ../nbs/07_widgets.ipynb #db8639e3
 class GradCAMExplorer(widgets.VBox):
-    "Side-by-side Grad-CAM maps and predictions of several `models` (name -> model or Learner) on the validation images of `dls`"
+    ("Side-by-side Grad-CAM maps and predictions of several `models` (name -> model or Learner) "
+     "on the validation images of `dls`")
     def __init__(self, models, dls, max_images=None):
         self.models = {k: (m.model if isinstance(m, Learner) else m) for k, m in models.items()}
         self.dls, self.vocab, self._cache = dls, list(getattr(dls, 'vocab', [])), {}
         n = len(dls.valid.x) if max_images is None else min(max_images, len(dls.valid.x))
-        convs = [set(nm for nm, mod in m.named_modules() if isinstance(mod, nn.Conv2d)) for m in self.models.values()]
-        shared = [nm for nm, mod in next(iter(self.models.values())).named_modules() if nm in set.intersection(*convs)]
-        self.index = widgets.IntSlider(min=0, max=n - 1, value=0, description='image', continuous_update=False)
-        self.cls = widgets.Dropdown(options=[('predicted', -1)] + [(c, i) for i, c in enumerate(self.vocab)], value=-1, description='class')
-        self.layer = widgets.Dropdown(options=['last block'] + shared, value='last block', description='layer')
+        convs = [set(nm for nm, mod in m.named_modules() if isinstance(mod, nn.Conv2d))
+                 for m in self.models.values()]
+        shared = [nm for nm, mod in next(iter(self.models.values())).named_modules()
+                  if nm in set.intersection(*convs)]
+        self.index = widgets.IntSlider(min=0, max=n - 1, value=0, description='image',
+                                       continuous_update=False)
+        self.cls = widgets.Dropdown(
+            options=[('predicted', -1)] + [(c, i) for i, c in enumerate(self.vocab)], value=-1,
+            description='class')
+        self.layer = widgets.Dropdown(options=['last block'] + shared, value='last block',
+                                      description='layer')
         self.image = widgets.Image(format='png')
         for c in (self.index, self.cls, self.layer): c.observe(lambda _: self.update(), 'value')
         super().__init__([widgets.HBox([self.index, self.cls, self.layer]), self.image])
@@ -121,7 +139,8 @@ class GradCAMExplorer(widgets.VBox):
         if key not in self._cache:
             x, res = self._input(self.index.value), {}
             for name, m in self.models.items():
-                layer = None if self.layer.value == 'last block' else m.get_submodule(self.layer.value)
+                layer = (None if self.layer.value == 'last block'
+                         else m.get_submodule(self.layer.value))
                 cams, preds = gradcam(m, x, None if self.cls.value < 0 else self.cls.value, layer)
                 res[name] = (cams[0], int(preds[0]))
             self._cache[key] = (res, self._render(res))
@@ -130,10 +149,12 @@ class GradCAMExplorer(widgets.VBox):
         img = _display(self.dls.valid.x[self.index.value])
         y = int(self.dls.valid.y[self.index.value])
         fig, axs = plt.subplots(1, 1 + len(res), figsize=(2.2 * (1 + len(res)), 2.6))
-        axs[0].imshow(img); axs[0].set_title(f"true: {self.vocab[y] if self.vocab else y}", fontsize=8)
+        axs[0].imshow(img)
+        axs[0].set_title(f"true: {self.vocab[y] if self.vocab else y}", fontsize=8)
         for ax, (name, (cam, pred)) in zip(axs[1:], res.items()):
             ax.imshow(_overlay(img, cam))
-            ax.set_title(f"{name}\npred: {self.vocab[pred] if self.vocab else pred}", fontsize=8, color='black' if pred == y else 'red')
+            ax.set_title(f"{name}\npred: {self.vocab[pred] if self.vocab else pred}", fontsize=8,
+                         color='black' if pred == y else 'red')
         for a in axs: a.axis('off')
         return fig_png(fig)
     def update(self):
