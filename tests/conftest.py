@@ -33,17 +33,12 @@ def shots():
     return SHOTS
 
 
-@pytest.fixture
-def fastai_cifar_home(tmp_path, monkeypatch, request):
-    """CIFAR-10 from the subset, laid out exactly as fastai's `untar_data(URLs.CIFAR)` leaves it after a download, under a fresh
-    HOME and FASTAI_HOME, with sockets closed: `cifar_dls()` then walks a user's download path with no network.
-
-    fastai's `untar_data` returns `<FASTAI_HOME>/data/cifar10` without downloading when that folder exists; the folder holds
-    labels.txt, train/<class>/<i>_<class>.png and test/<class>/<i>_<class>.png, and the archive stays in
-    `<FASTAI_HOME>/archive/cifar10.tgz`. By default 50 training and 10 test images a class (600 PNGs, a few seconds to
-    build); `@pytest.mark.parametrize('fastai_cifar_home', [None], indirect=True)` takes the whole subset (6,102 PNGs), and
-    `[(n_train, n_test)]` other numbers a class. Skipped when the subset is missing."""
-    import socket, tarfile, types
+def make_cifar_home(home, per_class=(50, 10)):
+    """Build CIFAR-10 from the subset under `home/.fastai`, exactly as fastai's `untar_data(URLs.CIFAR)` leaves it after a
+    download (labels.txt, train/<class>/<i>_<class>.png, test/<class>/<i>_<class>.png, and the archive in archive/), for
+    `per_class` (train, test) images a class, or the whole subset for None. HOME and FASTAI_HOME must already point there.
+    Returns the namespace the fixture yields, or None when the subset is missing."""
+    import tarfile, types
     import numpy as np
     from PIL import Image
     import fastai.data
@@ -52,11 +47,7 @@ def fastai_cifar_home(tmp_path, monkeypatch, request):
     from fastdownload import FastDownload
     from gdnn_nb.data import find_cifar_npz, CIFAR10_CLASSES
     npz = find_cifar_npz()
-    if npz is None: pytest.skip("needs the CIFAR-10 subset at ../shared/data/cifar10_subset.npz (or GDNN_CIFAR_NPZ)")
-    per_class = getattr(request, 'param', (50, 10))
-    home = tmp_path/'home'
-    monkeypatch.setenv('HOME', str(home))
-    monkeypatch.setenv('FASTAI_HOME', str(home/'.fastai'))
+    if npz is None: return None
     fastai_cfg.cache_clear()  # fastai reads FASTAI_HOME once a process: make it read ours (this writes config.ini there)
     fd = FastDownload(fastai_cfg(), module=fastai.data, base='~/.fastai')  # the paths untar_data computes
     fd.arch_path().mkdir(parents=True)  # as FastDownload.get does before it names the archive
@@ -71,11 +62,30 @@ def fastai_cifar_home(tmp_path, monkeypatch, request):
                     Image.fromarray(x[i]).save(dest/part/name/f'{i}_{name}.png', compress_level=1)
     (dest/'labels.txt').write_text(''.join(f'{c}\n' for c in CIFAR10_CLASSES))
     with tarfile.open(arch, 'w:gz', compresslevel=1) as t: t.add(dest, arcname=dest.name)
+    n = {p: sum(1 for _ in (dest/p).rglob('*.png')) for p in ('train', 'test')}
+    return types.SimpleNamespace(home=home, fastai_home=home/'.fastai', path=dest, archive=arch, n_train=n['train'], n_test=n['test'])
+
+
+@pytest.fixture
+def fastai_cifar_home(tmp_path, monkeypatch, request):
+    """CIFAR-10 from the subset, laid out exactly as fastai's `untar_data(URLs.CIFAR)` leaves it after a download, under a fresh
+    HOME and FASTAI_HOME, with sockets closed: `cifar_dls()` then walks a user's download path with no network.
+
+    fastai's `untar_data` returns `<FASTAI_HOME>/data/cifar10` without downloading when that folder exists (see
+    `make_cifar_home`). By default 50 training and 10 test images a class (600 PNGs, a few seconds to build);
+    `@pytest.mark.parametrize('fastai_cifar_home', [None], indirect=True)` takes the whole subset (6,102 PNGs), and
+    `[(n_train, n_test)]` other numbers a class. Skipped when the subset is missing."""
+    import socket
+    from fastai.data.external import fastai_cfg
+    home = tmp_path/'home'
+    monkeypatch.setenv('HOME', str(home))
+    monkeypatch.setenv('FASTAI_HOME', str(home/'.fastai'))
+    ns = make_cifar_home(home, getattr(request, 'param', (50, 10)))
+    if ns is None: pytest.skip("needs the CIFAR-10 subset at ../shared/data/cifar10_subset.npz (or GDNN_CIFAR_NPZ)")
 
     def no_network(*args, **kwargs): raise AssertionError(f"a network call was attempted: {args[1:] or args}")
     monkeypatch.setattr(socket.socket, 'connect', no_network)
     monkeypatch.setattr(socket, 'create_connection', no_network)
     monkeypatch.setattr(socket, 'getaddrinfo', no_network)
-    n = {p: sum(1 for _ in (dest/p).rglob('*.png')) for p in ('train', 'test')}
-    yield types.SimpleNamespace(home=home, fastai_home=home/'.fastai', path=dest, archive=arch, n_train=n['train'], n_test=n['test'])
+    yield ns
     fastai_cfg.cache_clear()  # monkeypatch restores the environment next: fastai reads it again on its next call

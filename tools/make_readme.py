@@ -3,7 +3,7 @@
 `nbdev-readme` renders README.md through Quarto, which cannot be installed everywhere. This script
 does the same job for what index.ipynb holds (markdown, code and text outputs): cells marked
 `#| hide` are left out, nbdev directives are stripped, and code cells become fenced blocks
-followed by their text output. Run `python tools/make_readme.py` after editing index.ipynb;
+followed by their text output; an image output appears as the file a `# README shows PATH.png` comment in its cell names. Run `python tools/make_readme.py` after editing index.ipynb;
 `tests/test_readme.py` fails when README.md is out of date. Where Quarto is installed,
 `nbdev-readme` gives the same content.
 """
@@ -45,6 +45,8 @@ def render(nb_path=ROOT/'nbs'/'index.ipynb'):
             txt, md = _text_outputs(cell)
             if txt: parts.append(f"```\n{txt}\n```")
             if md: parts.append(_from_root(md))
+            for path in re.findall(r'# README shows (\S+\.png)', src):  # an image output, as the file it comes from
+                parts.append(_from_root(f"![{Path(path).stem}]({path})"))
     return '\n\n'.join(p for p in parts if p) + '\n'
 
 if __name__ == '__main__':

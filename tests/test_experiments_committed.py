@@ -1,0 +1,36 @@
+"""The experiments' tables and figure come from the committed per-run files: `gdnn-compare`, run again with the command the
+experiments lesson gives, finds every run done and writes results.csv, table.md, paired.md and compare.png again without
+training (training is made to fail here), and the tables come out as committed."""
+import shutil
+from pathlib import Path
+
+import pytest
+
+import gdnn_nb.train as train
+
+ROOT = Path(__file__).resolve().parents[1]
+EXP = ROOT/'nbs'/'experiments'/'cifar10-subset'
+# the command of the experiments lesson (nbs/05_experiments.ipynb), less --out; the data file is not read
+# with --seeds N for the N seeds finished so far (the five seeds run across sessions; the lesson shows the finished ones)
+N = len(train.finished_seeds(EXP))
+ARGV = ['--data', '../shared/data/cifar10_subset.npz', '--model', 'vgg11', '--width', '16', '--final-width', '32', '--epochs', '20',
+        '--seeds', str(N), '--device', 'cpu']
+
+
+def test_compare_rerenders_the_committed_results_without_training(tmp_path, monkeypatch, capsys):
+    assert train.finished_seeds(EXP) == list(range(N)) and N >= 3, f"finished seeds: {train.finished_seeds(EXP)}"
+    shutil.copytree(EXP/'runs', tmp_path/'runs', ignore=shutil.ignore_patterns('*.pth'))
+    def no_training(**kw): raise AssertionError(f"gdnn-compare trained a run that is committed: {kw}")
+    monkeypatch.setattr(train, 'train_run', no_training)
+    train.compare_main(ARGV + ['--out', str(tmp_path)])
+    for f in ('results.csv', 'table.md', 'paired.md'):
+        assert (tmp_path/f).read_text() == (EXP/f).read_text(), f"{f} differs from the committed one"
+    assert (tmp_path/'compare.png').stat().st_size > 10_000
+    assert capsys.readouterr().out.count('done before, skipped') == N * len(train.ARMS)
+
+
+def test_a_run_with_other_settings_is_refused_before_training(tmp_path, capsys):
+    shutil.copytree(EXP/'runs', tmp_path/'runs', ignore=shutil.ignore_patterns('*.pth'))
+    with pytest.raises(SystemExit):
+        train.compare_main([('30' if a == '20' else a) for a in ARGV] + ['--out', str(tmp_path)])
+    assert 'was made with epochs=20 (now 30)' in capsys.readouterr().err
