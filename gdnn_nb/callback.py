@@ -17,7 +17,8 @@ from fastai.learner import Learner, ValueMetric
 import fastai.callback.schedule  # Learner.fit_one_cycle and Learner.fine_tune
 from fastcore.basics import patch
 from .similarity import similarity_loss, similarity_stats
-from .grow import STRATEGIES, GrowthWarning, feeds, growable_groups, grow, grow_model, growth_count, out_width, resize_opt_state, _resolve
+from .grow import (STRATEGIES, GrowthWarning, feeds, growable_groups, grow, grow_model,
+                          growth_count, out_width, resize_opt_state, _resolve)
 from .models import count_params
 from .distributed import local_dl, rewrap, unwrap
 
@@ -25,11 +26,17 @@ from .distributed import local_dl, rewrap, unwrap
 def _check_at(at):
     "Check the values of a schedule `at` before training"
     if at is None: return None
-    if not isinstance(at, (list, tuple)): raise ValueError(f"GrowthCallback: at={at!r}; pass a list of epochs (ints) or fractions of training (floats)")
+    if not isinstance(at, (list, tuple)):
+        raise ValueError(f"GrowthCallback: at={at!r}; pass a list of epochs (ints) "
+                         "or fractions of training (floats)")
     for v in at:
-        if isinstance(v, bool) or not isinstance(v, (int, float)): raise ValueError(f"GrowthCallback: at={list(at)}: {v!r} is not a number")
-        if v < 0: raise ValueError(f"GrowthCallback: at={list(at)}: {v} is negative; epochs count from 0")
-        if isinstance(v, float) and v >= 1: raise ValueError(f"GrowthCallback: at={list(at)}: {v} is a float >= 1; fractions of training lie in (0, 1), epochs are ints")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"GrowthCallback: at={list(at)}: {v!r} is not a number")
+        if v < 0: raise ValueError(f"GrowthCallback: at={list(at)}: {v} is negative; "
+                                   "epochs count from 0")
+        if isinstance(v, float) and v >= 1:
+            raise ValueError(f"GrowthCallback: at={list(at)}: {v} is a float >= 1; "
+                             "fractions of training lie in (0, 1), epochs are ints")
     return list(at)
 
 def _fine_tune_frame(learn):
@@ -42,54 +49,72 @@ def _fine_tune_frame(learn):
 
 # %% ../nbs/03_callback.ipynb #3d9816b4
 class GrowthCallback(Callback):
-    "Grow the model at scheduled points of `fit`, and add the similarity constraint to the training loss"
-    order = 11  # after MixedPrecision (10), before Recorder (50), which must see the two extra columns
+    ("Grow the model at scheduled points of `fit`, and add the similarity constraint to the "
+     "training loss")
+    # after MixedPrecision (10), before Recorder (50), which must see the two extra columns
+    order = 11
     def __init__(self,
-                 at=None,            # growth points: epochs (ints) or fractions of training (floats in (0, 1)); None: `steps` points in the first half
-                 by=0.3,             # growth per step: a ratio of each layer's width (float) or a count of neurons (int)
-                 strategy="similarity",  # how new neurons are chosen: 'similarity', 'random', 'net2net', 'firefly', or a function
-                 sim_weight=0.1,     # weight of the similarity constraint in the training loss; 0 turns it off
-                 pairs="new",        # constrain pairs with a new neuron ('new') or every pair ('all')
-                 margin=0.0,         # similarities up to `margin` go unpunished; the constraint pushes on the tail above it
-                 max_width=None,     # no layer grows beyond this many neurons
-                 layers=None,        # the groups to grow (producer names or (producer, norm, consumer)); None: every growable group
-                 every=None,         # grow every `every` epochs instead of at `at`
-                 unit='epoch',       # what ints in `at` count: 'epoch' or 'iter' (training batches from the start of the fit)
-                 steps=3,            # number of growth points when neither `at` nor `every` is given
-                 target_width=None,  # final width of the first growing layer, reached at the last step; the others keep their ratios
-                 target_params=None, # final parameter count, reached at the last step
-                 sim_every=1,        # apply the constraint every `sim_every` training batches, with its weight multiplied by it
-                 n_batches=2,        # training batches firefly scores its candidates on, at an epoch start
-                 loss_window=20,     # batches averaged for the loss before and after each growth step
-                 snapshots=True,     # keep CPU copies of the growing layers before each step, for the explorers
-                 **strategy_opts):   # options of the strategy, e.g. `candidates=4`, `temperature=0.0`
+        at=None, # epochs (ints) or fractions of training (floats); None: `steps` in the first half
+        by=0.3, # growth per step: a ratio of each layer's width (float) or a count of neurons (int)
+        strategy="similarity", # how new neurons are chosen: a name in `STRATEGIES`, or a function
+        sim_weight=0.1, # weight of the similarity constraint in the training loss; 0 turns it off
+        pairs="new", # constrain pairs with a new neuron ('new') or every pair ('all')
+        margin=0.0, # similarities up to `margin` go unpunished; only the tail above it is pushed
+        max_width=None, # no layer grows beyond this many neurons
+        layers=None, # producers or (producer, norm, consumer) to grow; None: every growable group
+        every=None, # grow every `every` epochs instead of at `at`
+        unit='epoch', # what ints in `at` count: 'epoch' or 'iter' (training batches into the fit)
+        steps=3, # number of growth points when neither `at` nor `every` is given
+        target_width=None, # first growing layer's width at the last step; others keep their ratios
+        target_params=None, # final parameter count, reached at the last step
+        sim_every=1, # apply the constraint every `sim_every` batches, its weight multiplied by it
+        n_batches=2, # training batches firefly scores its candidates on, at an epoch start
+        loss_window=20, # batches averaged for the loss before and after each growth step
+        snapshots=True, # keep CPU copies of the growing layers before each step, for the explorers
+        **strategy_opts # options of the strategy, e.g. `candidates=4`, `temperature=0.0`
+    ):
         self.at = _check_at(at)  # epochs (ints), or fractions of training (floats in (0, 1))
-        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
-            raise ValueError(f"GrowthCallback: every={every!r}; use a whole number of epochs, 1 or more")
-        if every is not None and at is not None: raise ValueError("GrowthCallback: give either at= or every=, not both")
-        if unit not in ('epoch', 'iter'): raise ValueError(f"GrowthCallback: unit={unit!r}; use 'epoch' or 'iter'")
+        if every is not None and (isinstance(every, bool) or not isinstance(every, int)
+                                  or every < 1):
+            raise ValueError(f"GrowthCallback: every={every!r}; "
+                             "use a whole number of epochs, 1 or more")
+        if every is not None and at is not None:
+            raise ValueError("GrowthCallback: give either at= or every=, not both")
+        if unit not in ('epoch', 'iter'):
+            raise ValueError(f"GrowthCallback: unit={unit!r}; use 'epoch' or 'iter'")
         growth_count(1, by)
-        if target_width is not None and target_params is not None: raise ValueError("GrowthCallback: give target_width or target_params, not both")
+        if target_width is not None and target_params is not None:
+            raise ValueError("GrowthCallback: give target_width or target_params, not both")
         for nm, v in (('target_width', target_width), ('target_params', target_params)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
                 raise ValueError(f"GrowthCallback: {nm}={v!r}; use a positive number")
         if not callable(strategy) and strategy not in STRATEGIES:
-            raise ValueError(f"GrowthCallback: unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+            raise ValueError(f"GrowthCallback: unknown strategy {strategy!r}; "
+                             f"choose one of {', '.join(STRATEGIES)}")
         if isinstance(sim_every, bool) or not isinstance(sim_every, int) or sim_every < 1:
-            raise ValueError(f"GrowthCallback: sim_every={sim_every!r}; use a whole number of batches, 1 or more")
-        if not sim_weight >= 0: raise ValueError(f"GrowthCallback: sim_weight={sim_weight}; use 0 (off) or more")
-        if pairs not in ('new', 'all'): raise ValueError(f"GrowthCallback: pairs={pairs!r}; use 'new' or 'all'")
-        if not 0 <= margin < 1: raise ValueError(f"GrowthCallback: margin={margin}; use a value in [0, 1)")
+            raise ValueError(f"GrowthCallback: sim_every={sim_every!r}; "
+                             "use a whole number of batches, 1 or more")
+        if not sim_weight >= 0:
+            raise ValueError(f"GrowthCallback: sim_weight={sim_weight}; use 0 (off) or more")
+        if pairs not in ('new', 'all'):
+            raise ValueError(f"GrowthCallback: pairs={pairs!r}; use 'new' or 'all'")
+        if not 0 <= margin < 1:
+            raise ValueError(f"GrowthCallback: margin={margin}; use a value in [0, 1)")
         self.every, self.unit, self.steps, self.by, self.strategy = every, unit, steps, by, strategy
-        self.sim_weight, self.pairs, self.margin, self.max_width, self.layers = sim_weight, pairs, margin, max_width, layers
+        self.sim_weight, self.pairs, self.margin, self.max_width, self.layers = \
+            sim_weight, pairs, margin, max_width, layers
         self.sim_every = sim_every
-        self.target_width, self.target_params, self.n_batches, self.strategy_opts = target_width, target_params, n_batches, strategy_opts
-        self.keep_snapshots, self.snapshots = snapshots, []  # producers' weights and new-neuron masks before each growth, and at the end
+        self.target_width, self.target_params, self.n_batches, self.strategy_opts = \
+            target_width, target_params, n_batches, strategy_opts
+        # producers' weights and new-neuron masks before each growth, and at the end
+        self.keep_snapshots, self.snapshots = snapshots, []
         self.history, self.log, self.last_sim = [], [], None
-        self._ft_frame, self._losses, self._pending, self._iter = None, deque(maxlen=loss_window), [], None
+        self._ft_frame, self._losses, self._pending, self._iter = \
+            None, deque(maxlen=loss_window), [], None
 
+    # the module itself, also inside DDP or torch.compile
     @property
-    def model(self): return unwrap(self.learn.model)  # the module itself, also inside DDP or torch.compile
+    def model(self): return unwrap(self.learn.model)
 
 # %% ../nbs/03_callback.ipynb #8103f792
 @patch
@@ -99,7 +124,8 @@ def before_fit(self:GrowthCallback):
     self._ft_frame = id(ft) if ft is not None else None
     self.active = not hasattr(self.learn, 'lr_finder') and not warmup
     self._points = None
-    self._cols = [ValueMetric(lambda: count_params(self.model), 'params'), ValueMetric(self.mean_cos, 'mean_cos')]
+    self._cols = [ValueMetric(lambda: count_params(self.model), 'params'),
+                  ValueMetric(self.mean_cos, 'mean_cos')]
     self.learn.metrics = list(self.learn.metrics) + self._cols
 
 @patch
@@ -112,35 +138,44 @@ def after_fit(self:GrowthCallback):
 # %% ../nbs/03_callback.ipynb #d40df0e1
 @patch
 def snapshot(self:GrowthCallback, label):
-    "Keep a CPU copy of each growing layer's weights and new-neuron mask, for the explorers (when `snapshots=True`)"
+    ("Keep a CPU copy of each growing layer's weights and new-neuron mask, for the explorers "
+     "(when `snapshots=True`)")
     if not self.keep_snapshots: return
     snap = {}
     for g, p in zip(self.groups(), self.producers()):
         mask = getattr(p, 'grown_mask', None)
-        snap[g.producer] = (p.weight.detach().float().cpu().clone(), torch.zeros(len(p.weight), dtype=torch.bool) if mask is None else mask.cpu().clone())
+        snap[g.producer] = (p.weight.detach().float().cpu().clone(),
+                            torch.zeros(len(p.weight), dtype=torch.bool) if mask is None
+                            else mask.cpu().clone())
     self.snapshots.append((label, snap))
 
 @patch
 def groups(self:GrowthCallback):
-    "The groups that grow: `layers`, or every growable group of the model that a forward pass on a batch confirms"
+    ("The groups that grow: `layers`, or every growable group of the model that a forward pass "
+     "on a batch confirms")
     if self.layers is not None: return [_resolve(self.model, l) for l in self.layers]
     gs = growable_groups(self.model)
-    if getattr(self, '_checked_of', None) is not self.model:  # once per model: growth keeps modules and names
+    # once per model: growth keeps modules and names
+    if getattr(self, '_checked_of', None) is not self.model:
         xb = getattr(self.learn, 'xb', None) if self.learn is not None else None
         x = xb[0] if xb and xb[0] is not None else local_dl(self.dls.train).one_batch()[0]
         self._confirmed = {g.producer for g, ok in zip(gs, feeds(self.model, gs, x.detach())) if ok}
         for g in gs:
             if g.producer not in self._confirmed:
-                warnings.warn(f"GrowthCallback: '{g.consumer}' does not take the output of '{g.producer}' in a forward pass, "
-                              f"so that pair is not grown; name real groups with layers=[(producer, norm, consumer)]", GrowthWarning)
+                warnings.warn(f"GrowthCallback: '{g.consumer}' does not take the output of "
+                              f"'{g.producer}' in a forward pass, so that pair is not grown; "
+                              f"name real groups with layers=[(producer, norm, consumer)]",
+                              GrowthWarning)
         self._checked_of = self.model
     return [g for g in gs if g.producer in self._confirmed]
 
 @patch
 def producers(self:GrowthCallback):
-    "The producer modules of the growing groups; found once per model, since growth keeps modules (and their names) in place"
+    ("The producer modules of the growing groups; found once per model, since growth keeps modules "
+     "(and their names) in place")
     if getattr(self, '_prod_of', None) is not self.model:
-        self._prod, self._prod_of = [self.model.get_submodule(g.producer) for g in self.groups()], self.model
+        self._prod, self._prod_of = \
+            [self.model.get_submodule(g.producer) for g in self.groups()], self.model
     return self._prod
 
 @patch
@@ -152,21 +187,29 @@ def mean_cos(self:GrowthCallback):
 # %% ../nbs/03_callback.ipynb #8cfaff10
 @patch
 def _schedule(self:GrowthCallback, n_epoch, n_iter):
-    "Growth points `(epoch, iter)` of a fit of `n_epoch` epochs of `n_iter` batches; ValueError for points outside it"
+    ("Growth points `(epoch, iter)` of a fit of `n_epoch` epochs of `n_iter` batches; "
+     "ValueError for points outside it")
     total = n_epoch * n_iter
     if self.every is not None:
         pts = [(e, 0) for e in range(self.every, n_epoch, self.every)]
-        if not pts: raise ValueError(f"GrowthCallback: every={self.every} gives no growth point in a fit of {n_epoch} epochs")
+        if not pts: raise ValueError(f"GrowthCallback: every={self.every} gives no growth point "
+                                     f"in a fit of {n_epoch} epochs")
         return pts
-    if self.at is None: return sorted({(max(1, round(i * n_epoch / (2 * self.steps))), 0) for i in range(1, self.steps + 1)} - {(0, 0)}) if n_epoch > 1 else []
+    if self.at is None:
+        return sorted({(max(1, round(i * n_epoch / (2 * self.steps))), 0)
+                       for i in range(1, self.steps + 1)} - {(0, 0)}) if n_epoch > 1 else []
     pts = set()
     for v in self.at:
         if isinstance(v, float): it = round(v * total)
         elif self.unit == 'iter':
-            if v >= total: raise ValueError(f"GrowthCallback: at={self.at}: iteration {v} is beyond this fit of {total} iterations")
+            if v >= total:
+                raise ValueError(f"GrowthCallback: at={self.at}: iteration {v} is beyond "
+                                 f"this fit of {total} iterations")
             it = v
         else:
-            if v >= n_epoch: raise ValueError(f"GrowthCallback: at={self.at}: epoch {v} is beyond this fit of {n_epoch} epochs (0-{n_epoch - 1})")
+            if v >= n_epoch:
+                raise ValueError(f"GrowthCallback: at={self.at}: epoch {v} is beyond this fit of "
+                                 f"{n_epoch} epochs (0-{n_epoch - 1})")
             it = v * n_iter
         pts.add(divmod(it, n_iter))
     return sorted(pts)
@@ -178,7 +221,8 @@ def _params_after(model, groups, ratio):
     for g in groups:
         n = out_width(model.get_submodule(g.producer))
         k = round(n * ratio) - n
-        for nm in (f'{g.producer}.weight', f'{g.producer}.bias', f'{g.norm}.weight', f'{g.norm}.bias'):
+        for nm in (f'{g.producer}.weight', f'{g.producer}.bias',
+                   f'{g.norm}.weight', f'{g.norm}.bias'):
             if nm in shapes: shapes[nm][0] += k
         shapes[f'{g.consumer}.weight'][1] += k * g.spatial
     return sum(torch.Size(s).numel() for s in shapes.values())
@@ -191,35 +235,45 @@ def _targets(self:GrowthCallback):
     ws = {g.producer: out_width(self.model.get_submodule(g.producer)) for g in gs}
     if self.target_width is not None:
         w0 = ws[gs[0].producer]
-        if self.target_width < w0: raise ValueError(f"GrowthCallback: target_width={self.target_width} is smaller than the current width {w0} of '{gs[0].producer}'")
+        if self.target_width < w0:
+            raise ValueError(f"GrowthCallback: target_width={self.target_width} is smaller than "
+                             f"the current width {w0} of '{gs[0].producer}'")
         ratio = self.target_width / w0
     else:
         p0 = count_params(self.model)
-        if self.target_params < p0: raise ValueError(f"GrowthCallback: target_params={self.target_params:,} is smaller than the current {p0:,} parameters")
+        if self.target_params < p0:
+            raise ValueError(f"GrowthCallback: target_params={self.target_params:,} is smaller "
+                             f"than the current {p0:,} parameters")
         lo, hi = 1.0, 2.0
         while _params_after(self.model, gs, hi) < self.target_params: hi *= 2
         for _ in range(40):
             mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if _params_after(self.model, gs, mid) < self.target_params else (lo, mid)
+            lo, hi = (mid, hi) if _params_after(self.model, gs, mid) < self.target_params \
+                else (lo, mid)
         ratio = hi
     return {n: max(w, round(w * ratio)) for n, w in ws.items()}
 
 # %% ../nbs/03_callback.ipynb #7877b703
 @patch
 def _firefly_batches(self:GrowthCallback):
-    "A few training batches for firefly's scores: the current one mid-epoch, else the first `n_batches` of an epoch"
-    if self.training and self._iter: return [(*self.learn.xb, *self.learn.yb)]  # mid-epoch: the current training batch
-    return list(itertools.islice(local_dl(self.dls.train), self.n_batches))  # not the validation batch fastai still holds
+    ("A few training batches for firefly's scores: the current one mid-epoch, "
+     "else the first `n_batches` of an epoch")
+    # mid-epoch: the current training batch
+    if self.training and self._iter: return [(*self.learn.xb, *self.learn.yb)]
+    # not the validation batch fastai still holds
+    return list(itertools.islice(local_dl(self.dls.train), self.n_batches))
 
 @patch
 def grow_now(self:GrowthCallback, by=None, strategy=None, targets=None, remaining=1, **opts):
-    "Grow every group now (by `by`, or toward `targets` over `remaining` steps), resize the optimiser state, log the event"
+    ("Grow every group now (by `by`, or toward `targets` over `remaining` steps), "
+     "resize the optimiser state, log the event")
     strategy = strategy or self.strategy
     opts = {**self.strategy_opts, **opts}
     if strategy == 'firefly':
         opts.setdefault('batches', self._firefly_batches)
         opts.setdefault('loss_func', self.learn.loss_func)
-    self.snapshot(f"before growth {len(self.history) + 1} (epoch {getattr(self.learn, 'epoch', '-')})")
+    self.snapshot(f"before growth {len(self.history) + 1} "
+                  f"(epoch {getattr(self.learn, 'epoch', '-')})")
     t0 = time.perf_counter()
     gs = self.groups()
     mods = {g.producer: self.model.get_submodule(g.producer) for g in gs}
@@ -228,19 +282,27 @@ def grow_now(self:GrowthCallback, by=None, strategy=None, targets=None, remainin
     for g in gs:
         n = out_width(mods[g.producer])
         if targets is None: k = growth_count(n, self.by if by is None else by)
-        else: k = max(0, targets[g.producer] - n if remaining <= 1 else round(n * (targets[g.producer] / n) ** (1 / remaining)) - n)
+        else: k = max(0, targets[g.producer] - n if remaining <= 1
+                         else round(n * (targets[g.producer] / n) ** (1 / remaining)) - n)
         norm = self.model.get_submodule(g.norm) if g.norm else None
-        if isinstance(norm, torch.nn.GroupNorm) and k: k += -(n + k) % norm.num_groups  # the width must stay a multiple of the groups
+        # the width must stay a multiple of the groups
+        if isinstance(norm, torch.nn.GroupNorm) and k: k += -(n + k) % norm.num_groups
         recs.append(grow(self.model, g, k, strategy, self.max_width, **opts))
     if self.learn.opt is not None: resize_opt_state(self.learn.opt, recs)
-    rewrap(self.learn)  # rank 0's grown tensors on every rank; no stale compiled code; in a distributed fit, a new DDP wrapper
-    in_fit = self._iter is not None  # set by the schedule: the batch of the training epoch where growth happens
-    ev = dict(epoch=getattr(self.learn, 'epoch', None), iter=self._iter, n_iter=len(self.dls.train) if in_fit else None,
+    # rank 0's grown tensors on every rank; no stale compiled code;
+    # in a distributed fit, a new DDP wrapper
+    rewrap(self.learn)
+    # set by the schedule: the batch of the training epoch where growth happens
+    in_fit = self._iter is not None
+    ev = dict(epoch=getattr(self.learn, 'epoch', None), iter=self._iter,
+              n_iter=len(self.dls.train) if in_fit else None,
               train_iter=getattr(self.learn, 'train_iter', None) if in_fit else None,
-              strategy=recs[0].strategy if recs else strategy, widths_before={r.group: r.before for r in recs},
+              strategy=recs[0].strategy if recs else strategy,
+              widths_before={r.group: r.before for r in recs},
               widths_after={r.group: r.after for r in recs}, new={r.group: r.new for r in recs},
               sim_before=sim_before, sim_after={n: similarity_stats(m) for n, m in mods.items()},
-              params=count_params(self.model), info={r.group: r.info for r in recs if r.info}, time=time.perf_counter() - t0)
+              params=count_params(self.model), info={r.group: r.info for r in recs if r.info},
+              time=time.perf_counter() - t0)
     if self._losses: ev['loss_before'] = torch.stack(list(self._losses)).mean().item()
     self.history.append(ev)
     self._pending.append((ev, []))
@@ -252,7 +314,8 @@ def _maybe_grow(self:GrowthCallback, it):
     "Grow if a schedule point is at iteration `it` of the current epoch"
     if not self.active: return
     if self._points is None:
-        self._points = [p for p in self._schedule(self.n_epoch, len(self.dls.train)) if p >= (self.epoch, 0)]
+        self._points = [p for p in self._schedule(self.n_epoch, len(self.dls.train))
+                        if p >= (self.epoch, 0)]
         self._plan = self._targets()
     if self._points and self._points[0] == (self.epoch, it):
         self._points.pop(0)
@@ -269,7 +332,8 @@ def before_batch(self:GrowthCallback):
 
 @patch
 def after_loss(self:GrowthCallback):
-    if not (self.training and self.active) or self.sim_weight == 0 or self.learn.train_iter % self.sim_every: return
+    if (not (self.training and self.active) or self.sim_weight == 0
+        or self.learn.train_iter % self.sim_every): return
     with torch.autocast(self.learn.loss_grad.device.type, enabled=False):
         c = self.constraint()
     if c is None: return
@@ -290,14 +354,16 @@ def after_batch(self:GrowthCallback):
 @patch
 def after_epoch(self:GrowthCallback):
     if not self.active: return
-    self.log.append(dict(epoch=self.epoch, params=count_params(self.model), mean_cos=self.mean_cos(),
+    self.log.append(dict(epoch=self.epoch, params=count_params(self.model),
+                         mean_cos=self.mean_cos(),
                          widths={g.producer: g.width for g in self.groups()},
                          sim_loss=None if self.last_sim is None else self.last_sim.item()))
 
 # %% ../nbs/03_callback.ipynb #d88e4a36
 @patch
 def constraint(self:GrowthCallback):
-    "The similarity constraint (without `sim_weight`): mean over growing layers with selected pairs; None when there are none"
+    ("The similarity constraint (without `sim_weight`): mean over growing layers with selected "
+     "pairs; None when there are none")
     terms = []
     for p in self.producers():
         if self.pairs == 'all': terms.append(similarity_loss(p, pairs='all', margin=self.margin))
@@ -314,18 +380,23 @@ def growth_x(ev):
 @patch
 def plot(self:GrowthCallback, figsize=(11, 3.5)):
     "Widths of the growing layers and their mean |cos| over training, with the growth events marked"
-    if not self.log: raise ValueError("GrowthCallback.plot: nothing logged yet; call it after a fit")
+    if not self.log:
+        raise ValueError("GrowthCallback.plot: nothing logged yet; call it after a fit")
     fig, (a1, a2) = plt.subplots(1, 2, figsize=figsize)
     ep = [r['epoch'] + 1 for r in self.log]
     names = list(self.log[-1]['widths'])
     cmap = plt.get_cmap('viridis', max(2, len(names)))
-    for i, n in enumerate(names): a1.plot(ep, [r['widths'].get(n) for r in self.log], color=cmap(i), marker='.', label=n if len(names) <= 8 else None)
-    a1.set(xlabel='epochs done', ylabel='width (neurons)', title='Widths of the growing layers', yscale='log')
+    for i, n in enumerate(names):
+        a1.plot(ep, [r['widths'].get(n) for r in self.log], color=cmap(i), marker='.',
+                label=n if len(names) <= 8 else None)
+    a1.set(xlabel='epochs done', ylabel='width (neurons)', title='Widths of the growing layers',
+           yscale='log')
     a1.yaxis.set_major_formatter(plt.matplotlib.ticker.ScalarFormatter())
     a1.yaxis.set_minor_formatter(plt.matplotlib.ticker.NullFormatter())
     if len(names) <= 8: a1.legend(fontsize=7)
     a2.plot(ep, [r['mean_cos'] for r in self.log], marker='o')
-    a2.set(xlabel='epochs done', ylabel='mean |cos|', title='Similarity between neurons (mean over layers)')
+    a2.set(xlabel='epochs done', ylabel='mean |cos|',
+           title='Similarity between neurons (mean over layers)')
     for ev in self.history:
         for a in (a1, a2): a.axvline(growth_x(ev), color='gray', ls='--', lw=0.8)
     plt.tight_layout()
@@ -334,9 +405,11 @@ def plot(self:GrowthCallback, figsize=(11, 3.5)):
 # %% ../nbs/03_callback.ipynb #d58daa90
 @patch
 def grow(self:Learner, by=0.3, strategy="similarity", layers=None, max_width=None, **opts):
-    "Grow `self.model` now (between fits), resizing the optimiser state; logged in `learn.growth.history` when there is one"
+    ("Grow `self.model` now (between fits), resizing the optimiser state; "
+     "logged in `learn.growth.history` when there is one")
     cb = getattr(self, 'growth', None)
-    if isinstance(cb, GrowthCallback) and layers is None and max_width is None: return cb.grow_now(by=by, strategy=strategy, **opts)
+    if isinstance(cb, GrowthCallback) and layers is None and max_width is None:
+        return cb.grow_now(by=by, strategy=strategy, **opts)
     recs = grow_model(unwrap(self.model), by, strategy, layers, max_width, **opts)
     if self.opt is not None: resize_opt_state(self.opt, recs)
     rewrap(self)
@@ -344,7 +417,8 @@ def grow(self:Learner, by=0.3, strategy="similarity", layers=None, max_width=Non
 
 # %% ../nbs/03_callback.ipynb #d68a8b51
 class SimilarityStats(Callback):
-    "Mean |cos| and near-duplicate share of each growing layer's neurons, and the loss, after every `every`-th training batch"
+    ("Mean |cos| and near-duplicate share of each growing layer's neurons, and the loss, "
+     "after every `every`-th training batch")
     order = GrowthCallback.order + 1  # after growth and the optimiser step of the batch
     def __init__(self, every=1): # record every `every`-th training batch
         self.every = every
@@ -353,7 +427,8 @@ class SimilarityStats(Callback):
         if not self.training or self.learn.train_iter % self.every: return
         m = unwrap(self.learn.model)
         n = count_params(m)
-        if n != self._n: self._groups, self._n = [g.producer for g in growable_groups(m)], n  # after a growth step
+        # after a growth step
+        if n != self._n: self._groups, self._n = [g.producer for g in growable_groups(m)], n
         row = dict(x=self.epoch + self.iter / self.n_iter, loss=self.learn.loss.item())
         for p in self._groups:
             s = similarity_stats(m.get_submodule(p))
@@ -363,17 +438,20 @@ class SimilarityStats(Callback):
     def plot(self,
              layers=None,        # producer names to draw; None: the first, middle and last
              figsize=(14, 3.5)): # the figure's size in inches
-        "Mean |cos|, near-duplicate share and loss per batch, with the growth steps of the learner's `GrowthCallback` dashed"
+        ("Mean |cos|, near-duplicate share and loss per batch, with the growth steps of the "
+         "learner's `GrowthCallback` dashed")
         names = [k for k in self.stats[0] if k not in ('x', 'loss')]
         layers = layers or sorted({names[0], names[len(names) // 2], names[-1]}, key=names.index)
         x = [r['x'] for r in self.stats]
         fig, axs = plt.subplots(1, 3, figsize=figsize)
         for p in layers:
-            for i, ax in enumerate(axs[:2]): ax.plot(x, [r[p][i] for r in self.stats], lw=1, label=p)
+            for i, ax in enumerate(axs[:2]):
+                ax.plot(x, [r[p][i] for r in self.stats], lw=1, label=p)
         axs[2].plot(x, [r['loss'] for r in self.stats], lw=0.8, color='k')
         growth = getattr(self.learn, 'growth', None)
         for ax, lbl in zip(axs, ('mean |cos|', 'near duplicates (|cos| > 0.9)', 'training loss')):
-            for ev in (growth.history if growth else []): ax.axvline(growth_x(ev), color='gray', ls='--', lw=0.8)
+            for ev in (growth.history if growth else []):
+                ax.axvline(growth_x(ev), color='gray', ls='--', lw=0.8)
             ax.set(xlabel='epochs done', ylabel=lbl)
         axs[0].legend(fontsize=8); axs[0].set_title('per training batch (dashed: growth)')
         fig.tight_layout()

@@ -20,24 +20,29 @@ VGG_CFG = {11: [1, 'M', 2, 'M', 4, 4, 'M', 8, 8, 'M', 8, 8, 'M'],
 
 def _check_width(fn, width):
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ValueError(f"{fn}: width={width!r}; use a whole number of channels, 1 or more (the paper starts at 16)")
+        raise ValueError(f"{fn}: width={width!r}; use a whole number of channels, 1 or more "
+                         "(the paper starts at 16)")
 
-def vgg(depth=19,       # 11, 13, 16 or 19
-        width=16,       # channels of the first block; later blocks have 2, 4 and 8 times as many, unless `uniform`
-        num_classes=10, # outputs of the classifier
-        bn=True,        # a BatchNorm after each conv layer
-        uniform=False   # every conv layer has `width` channels, as in the growth experiments of Firefly and the paper
-       ) -> nn.Sequential:
-    "VGG-`depth` for 32x32 images with `width` channels in its first block (in every block when `uniform`)"
+def vgg(
+    depth=19, # 11, 13, 16 or 19
+    width=16, # first block's channels; later blocks have 2, 4 and 8 times as many, unless `uniform`
+    num_classes=10, # outputs of the classifier
+    bn=True, # a BatchNorm after each conv layer
+    uniform=False # `width` channels in all conv layers, as in Firefly's and the paper's growth runs
+) -> nn.Sequential:
+    ("VGG-`depth` for 32x32 images with `width` channels in its first block "
+     "(in every block when `uniform`)")
     if depth not in VGG_CFG: raise ValueError(f"vgg: depth={depth!r}; choose 11, 13, 16 or 19")
     _check_width('vgg', width)
     layers, c = [], 3
     for v in VGG_CFG[depth]:
         if v == 'M': layers.append(nn.MaxPool2d(2)); continue
         w = width if uniform else v * width
-        layers += [nn.Conv2d(c, w, 3, padding=1, bias=not bn)] + ([nn.BatchNorm2d(w)] if bn else []) + [nn.ReLU()]
+        layers += ([nn.Conv2d(c, w, 3, padding=1, bias=not bn)]
+                   + ([nn.BatchNorm2d(w)] if bn else []) + [nn.ReLU()])
         c = w
-    return nn.Sequential(OrderedDict(features=nn.Sequential(*layers), flatten=nn.Flatten(), classifier=nn.Linear(c, num_classes)))
+    return nn.Sequential(OrderedDict(features=nn.Sequential(*layers), flatten=nn.Flatten(),
+                                     classifier=nn.Linear(c, num_classes)))
 
 # %% ../nbs/02_models.ipynb #3b2f54a7
 def widths(model) -> dict:
@@ -51,7 +56,8 @@ def count_params(model) -> int:
 # %% ../nbs/02_models.ipynb #fb97cb04
 def zero_forward(model,             # the model to run, with its hooks in place
                  shape=(3, 32, 32)): # the shape of one input image
-    "One forward pass of a zero image through `model`, in eval mode and without gradients, for the hooks that measure it"
+    ("One forward pass of a zero image through `model`, in eval mode and without gradients, "
+     "for the hooks that measure it")
     p, was = next(model.parameters()), model.training
     try:
         model.eval()
@@ -61,10 +67,12 @@ def zero_forward(model,             # the model to run, with its hooks in place
 def count_flops(model,             # a model taking images
                 shape=(3, 32, 32)  # the shape of one input image
                ) -> int:
-    "Forward FLOPs of `model` for one image: 2 per multiply-add of every `Conv2d` and `Linear`, counted from their shapes"
+    ("Forward FLOPs of `model` for one image: 2 per multiply-add of every `Conv2d` and `Linear`, "
+     "counted from their shapes")
     total, hooks = [0], []
     def conv(m, inp, out):
-        total[0] += 2 * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1] * out[0].numel()
+        total[0] += (2 * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+                     * out[0].numel())
     def lin(m, inp, out): total[0] += 2 * m.in_features * out[0].numel()
     for m in model.modules():
         if isinstance(m, nn.Conv2d): hooks.append(m.register_forward_hook(conv))
@@ -82,7 +90,8 @@ class BasicBlock(nn.Module):
         self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
         self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
         self.shortcut = (nn.Identity() if stride == 1 and cin == cout else
-                         nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
+                         nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                       nn.BatchNorm2d(cout)))
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
         return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
@@ -90,15 +99,19 @@ class BasicBlock(nn.Module):
 RESNET_STAGES = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3]}
 
 def resnet(depth=20, width=16, num_classes=10) -> nn.Sequential:
-    "ResNet-`depth` for 32x32 images with `width` channels in its first stage: CIFAR-style 6n+2, or 18 and 34"
+    ("ResNet-`depth` for 32x32 images with `width` channels in its first stage: "
+     "CIFAR-style 6n+2, or 18 and 34")
     if depth in RESNET_STAGES: blocks = RESNET_STAGES[depth]
-    elif isinstance(depth, int) and depth >= 8 and (depth - 2) % 6 == 0: blocks = [(depth - 2) // 6] * 3
+    elif isinstance(depth, int) and depth >= 8 and (depth - 2) % 6 == 0:
+        blocks = [(depth - 2) // 6] * 3
     else: raise ValueError(f"resnet: depth={depth!r}; choose 6n+2 (20, 32, 44, 56, 110) or 18, 34")
     _check_width('resnet', width)
     stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
     stages, c = OrderedDict(stem=stem), width
     for i, nb in enumerate(blocks):
         w = width * 2**i
-        stages[f'layer{i+1}'] = nn.Sequential(*[BasicBlock(c if j == 0 else w, w, 2 if (i and j == 0) else 1) for j in range(nb)])
+        stages[f'layer{i+1}'] = nn.Sequential(
+            *[BasicBlock(c if j == 0 else w, w, 2 if (i and j == 0) else 1) for j in range(nb)])
         c = w
-    return nn.Sequential(OrderedDict(**stages, pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(), fc=nn.Linear(c, num_classes)))
+    return nn.Sequential(OrderedDict(**stages, pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(),
+                                     fc=nn.Linear(c, num_classes)))

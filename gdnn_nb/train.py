@@ -11,14 +11,17 @@ __all__ = ['MODELS', 'ARMS', 'GROWING', 'KEYS', 'PAPER_ROUNDS', 'PAPER_GROWTH', 
            'write_results', 'paper_preset', 'compare_parser', 'compare_main']
 
 # %% ../nbs/04b_train.ipynb #6908afa4
-import argparse, contextlib, copy, csv, functools, inspect, json, math, os, statistics, sys, time, warnings
-warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')  # torch's notice, raised inside fastai's imports: noise on the command line
+import argparse, contextlib, copy, csv, functools, inspect, json, math, os, statistics, sys, time, \
+       warnings
+# torch's notice, raised inside fastai's imports: noise on the command line
+warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
 from pathlib import Path
 import torch
 import matplotlib.pyplot as plt
 from fastai.learner import Learner
 from fastai.callback.core import Callback
-import fastai.callback.progress, fastai.callback.fp16  # progress bars and Learner.no_bar; Learner.to_fp16
+# progress bars and Learner.no_bar; Learner.to_fp16
+import fastai.callback.progress, fastai.callback.fp16
 from fastai.metrics import accuracy
 from fastai.losses import CrossEntropyLossFlat
 from fastai.torch_core import default_device, num_distrib
@@ -31,31 +34,41 @@ from .models import vgg, resnet, count_params, count_flops
 from .similarity import similarity_stats, plot_similarity
 
 # %% ../nbs/04b_train.ipynb #7949016e
-MODELS = {**{f'vgg{d}': (vgg, d) for d in (11, 13, 16, 19)}, **{f'resnet{d}': (resnet, d) for d in (20, 32, 18)},
-          **{f'vgg{d}u': (functools.partial(vgg, uniform=True), d) for d in (11, 13, 16, 19)}}  # u: `width` channels in every layer
-ARMS = ('similarity', 'random', 'net2net', 'firefly', 'static-initial', 'static-final', 'static-matched')
+MODELS = {**{f'vgg{d}': (vgg, d) for d in (11, 13, 16, 19)},
+          **{f'resnet{d}': (resnet, d) for d in (20, 32, 18)},
+          # u: `width` channels in every layer
+          **{f'vgg{d}u': (functools.partial(vgg, uniform=True), d) for d in (11, 13, 16, 19)}}
+ARMS = ('similarity', 'random', 'net2net', 'firefly', 'static-initial', 'static-final',
+        'static-matched')
 
 def build_model(name, width, num_classes=10):
-    "A model from its name (`vgg11` ... `vgg19`, `resnet20`, `resnet32`, `resnet18`; `vgg11u` ... `vgg19u`: uniform width)"
+    ("A model from its name (`vgg11` ... `vgg19`, `resnet20`, `resnet32`, `resnet18`; "
+     "`vgg11u` ... `vgg19u`: uniform width)")
     if name not in MODELS: raise ValueError(f"model={name!r}; choose one of {', '.join(MODELS)}")
     fn, depth = MODELS[name]
     return fn(depth, width, num_classes)
 
 def get_dls(data='shapes', bs=128, seed=0, n_train=None, n_test=None, device=None, classes=10):
-    "DataLoaders for `data`: 'shapes', 'cifar10', 'cifar100' (downloaded), or a path to a folder or .npz"
-    if data == 'shapes': return shapes_dls(n_train or 2000, n_test or 500, seed=seed, bs=bs, device=device)
-    if data in ('cifar10', 'cifar100'): return cifar_dls(data, None, bs, device, n_train=n_train, n_test=n_test, seed=seed)
-    return cifar_dls('cifar100' if classes == 100 else 'cifar10', data, bs, device, n_train=n_train, n_test=n_test, seed=seed)
+    ("DataLoaders for `data`: 'shapes', 'cifar10', 'cifar100' (downloaded), "
+     "or a path to a folder or .npz")
+    if data == 'shapes':
+        return shapes_dls(n_train or 2000, n_test or 500, seed=seed, bs=bs, device=device)
+    if data in ('cifar10', 'cifar100'):
+        return cifar_dls(data, None, bs, device, n_train=n_train, n_test=n_test, seed=seed)
+    return cifar_dls('cifar100' if classes == 100 else 'cifar10', data, bs, device,
+                     n_train=n_train, n_test=n_test, seed=seed)
 
 class TrainFlops(Callback):
-    "Training FLOPs of a fit: `3 * count_flops(model)` for every training image, at the width the model has at that batch"
+    ("Training FLOPs of a fit: `3 * count_flops(model)` for every training image, "
+     "at the width the model has at that batch")
     order = GrowthCallback.order + 1
     def before_fit(self): self.flops, self.images, self._n, self._fwd = 0, 0, None, 0
     def after_batch(self):
         if not self.training: return
         m = unwrap(self.learn.model)
         n = count_params(m)
-        if n != self._n: self._n, self._fwd = n, count_flops(m, tuple(self.x.shape[1:]))  # after a growth step
+        # after a growth step
+        if n != self._n: self._n, self._fwd = n, count_flops(m, tuple(self.x.shape[1:]))
         self.flops += 3 * self._fwd * len(self.x)  # forward, and a backward pass twice its cost
         self.images += len(self.x)
 
@@ -80,12 +93,14 @@ def _check_fits(model, dls, model_name, data):
         model.eval()
         with torch.no_grad(): model(xb)
     except RuntimeError as e:
-        raise ValueError(f"{model_name} cannot take the {'x'.join(map(str, xb.shape[1:]))} images of {data} "
-                         f"({str(e).splitlines()[0][:80]}); the models here are built for 3x32x32 images") from None
+        raise ValueError(f"{model_name} cannot take the {'x'.join(map(str, xb.shape[1:]))} images "
+                         f"of {data} ({str(e).splitlines()[0][:80]}); "
+                         f"the models here are built for 3x32x32 images") from None
     finally: model.train(was)
 
 def run_settings(kw):
-    "The settings of a `train_run` call `kw`: every argument with its default (less device and progress), as JSON values"
+    ("The settings of a `train_run` call `kw`: every argument with its default "
+     "(less device and progress), as JSON values")
     b = inspect.signature(train_run).bind(**kw); b.apply_defaults()
     a = dict(b.arguments); a.update(a.pop('strategy_opts', {}))
     for k in ('device', 'progress'): a.pop(k)
@@ -93,42 +108,54 @@ def run_settings(kw):
 
 def _versions():
     import fastai, gdnn_nb
-    return dict(gdnn_nb=gdnn_nb.__version__, torch=torch.__version__, fastai=fastai.__version__, python=sys.version.split()[0])
+    return dict(gdnn_nb=gdnn_nb.__version__, torch=torch.__version__, fastai=fastai.__version__,
+                python=sys.version.split()[0])
 
-def train_run(data='shapes',      # 'shapes', 'cifar10', 'cifar100', or a path to a folder or .npz
-              model='vgg11',      # a name from `MODELS`
-              width=8,            # channels of the first block at the start
-              epochs=6,           # epochs of `fit_one_cycle`
-              strategy='similarity', # a growth strategy, or None for a static network
-              sim_weight=0.1,     # weight of the similarity constraint
-              grow_at=None,       # growth points (epochs or fractions); None: three steps in the first half
-              grow_by=0.5,        # growth per step, a ratio of the width
-              target_width=None,  # final width of the first block instead of `grow_by`
-              seed=0,             # random seed of the model, the data order and the growth
-              device=None,        # None or 'auto' (a GPU when there is one), 'cpu', 'cuda', 'cuda:N'
-              fp16=False,         # mixed precision (`to_fp16`), on a CUDA GPU only
-              bs=128,             # batch size
-              lr=3e-3,            # maximum learning rate
-              n_train=None,       # training images to use (shapes: to generate); None: all (shapes: 2000)
-              n_test=None,        # test images to use; None: all (shapes: 500)
-              progress=True,      # show fastai's progress bar and table
-              classes=10,         # classes of a data set given as a path: 10 or 100
-              **strategy_opts):   # options of the strategy and constraint, e.g. `candidates`, `pairs`, `margin`
-    "Train one run and return its learner, its model before training and its summary; `strategy=None` trains a static network"
-    settings = run_settings({k: v for k, v in locals().items() if k != 'strategy_opts'} | strategy_opts)
-    if not (math.isfinite(lr) and lr > 0): raise ValueError(f"lr={lr}; use a positive, finite learning rate such as 3e-3")
+def train_run(
+    data='shapes',      # 'shapes', 'cifar10', 'cifar100', or a path to a folder or .npz
+    model='vgg11',      # a name from `MODELS`
+    width=8,            # channels of the first block at the start
+    epochs=6,           # epochs of `fit_one_cycle`
+    strategy='similarity', # a growth strategy, or None for a static network
+    sim_weight=0.1,     # weight of the similarity constraint
+    grow_at=None,       # growth points (epochs or fractions); None: three steps in the first half
+    grow_by=0.5,        # growth per step, a ratio of the width
+    target_width=None,  # final width of the first block instead of `grow_by`
+    seed=0,             # random seed of the model, the data order and the growth
+    device=None,        # None or 'auto' (a GPU when there is one), 'cpu', 'cuda', 'cuda:N'
+    fp16=False,         # mixed precision (`to_fp16`), on a CUDA GPU only
+    bs=128,             # batch size
+    lr=3e-3,            # maximum learning rate
+    n_train=None,       # training images to use (shapes: to generate); None: all (shapes: 2000)
+    n_test=None,        # test images to use; None: all (shapes: 500)
+    progress=True,      # show fastai's progress bar and table
+    classes=10,         # classes of a data set given as a path: 10 or 100
+    **strategy_opts # options of the strategy and constraint, e.g. `candidates`, `pairs`, `margin`
+):
+    ("Train one run and return its learner, its model before training and its summary; "
+     "`strategy=None` trains a static network")
+    settings = run_settings({k: v for k, v in locals().items() if k != 'strategy_opts'}
+                            | strategy_opts)
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr={lr}; use a positive, finite learning rate such as 3e-3")
     torch.manual_seed(seed)
     distributed = num_distrib() > 1  # started by torchrun or accelerate launch: one process per GPU
-    if distributed and torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
+    if distributed and torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
     device = default_device() if device in (None, 'auto') else torch.device(device)
-    if fp16 and device.type != 'cuda': raise ValueError(f"fp16: mixed precision needs a CUDA GPU and this run is on {device}; drop fp16")
+    if fp16 and device.type != 'cuda':
+        raise ValueError(f"fp16: mixed precision needs a CUDA GPU and this run is on {device}; "
+                         "drop fp16")
     dls = get_dls(data, bs, seed, n_train, n_test, device, classes)
     static = strategy is None
-    cb = GrowthCallback(at=[] if static else grow_at, by=grow_by, strategy=strategy or 'random', sim_weight=0 if static else sim_weight,
+    cb = GrowthCallback(at=[] if static else grow_at, by=grow_by, strategy=strategy or 'random',
+                        sim_weight=0 if static else sim_weight,
                         target_width=None if static else target_width, **strategy_opts)
-    learn = Learner(dls, build_model(model, width, dls.c), loss_func=CrossEntropyLossFlat(), metrics=accuracy, cbs=[cb, TrainFlops()])
+    learn = Learner(dls, build_model(model, width, dls.c), loss_func=CrossEntropyLossFlat(),
+                    metrics=accuracy, cbs=[cb, TrainFlops()])
     _check_fits(learn.model, dls, model, data)
-    cb._schedule(epochs, len(dls.train))  # a growth point outside the fit: one line now, not a stopped fit later
+    # a growth point outside the fit: one line now, not a stopped fit later
+    cb._schedule(epochs, len(dls.train))
     if fp16: learn.to_fp16()
     start = copy.deepcopy(learn.model).cpu()
     t0 = time.perf_counter()
@@ -138,14 +165,18 @@ def train_run(data='shapes',      # 'shapes', 'cifar10', 'cifar100', or a path t
             with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
     fit_time = time.perf_counter() - t0
     names = learn.recorder.metric_names[1:-1]
-    rows = [dict(zip(names, map(float, v)), epoch=i + 1, width=next(iter(cb.log[i]['widths'].values())))
+    rows = [dict(zip(names, map(float, v)), epoch=i + 1,
+                 width=next(iter(cb.log[i]['widths'].values())))
             for i, v in enumerate(learn.recorder.values)]
     mean_abs, near_dup = _mean_stats(learn.model)
-    summary = dict(data=str(data), model=model, width=width, epochs=epochs, strategy=strategy or 'static', sim_weight=0 if static else sim_weight,
-                   seed=seed, accuracy=rows[-1]['accuracy'], params=count_params(learn.model), fit_time=fit_time,
-                   growth_time=sum(e['time'] for e in cb.history), mean_abs=mean_abs, near_dup=near_dup, train_flops=learn.train_flops.flops,
-                   train_images=learn.train_flops.images, flops_per_image=count_flops(learn.model), n_classes=dls.c,
-                   final_widths=next(reversed(cb.log))['widths'] if cb.log else {}, device=str(device), epochs_log=rows,
+    summary = dict(data=str(data), model=model, width=width, epochs=epochs,
+                   strategy=strategy or 'static', sim_weight=0 if static else sim_weight,
+                   seed=seed, accuracy=rows[-1]['accuracy'], params=count_params(learn.model),
+                   fit_time=fit_time, growth_time=sum(e['time'] for e in cb.history),
+                   mean_abs=mean_abs, near_dup=near_dup, train_flops=learn.train_flops.flops,
+                   train_images=learn.train_flops.images, flops_per_image=count_flops(learn.model),
+                   n_classes=dls.c, final_widths=next(reversed(cb.log))['widths'] if cb.log else {},
+                   device=str(device), epochs_log=rows,
                    settings=settings | dict(device=str(device), versions=_versions()))
     return learn, start, summary
 
@@ -154,7 +185,8 @@ def save_run(learn,   # the trained Learner, with its `GrowthCallback`
              start,   # the model before training (for the similarity plot)
              summary, # what `train_run` returned
              out):    # the run folder to write
-    "Write `metrics.json`, `history.json`, `model.pth` and the PNG plots of a run to the folder `out`"
+    ("Write `metrics.json`, `history.json`, `model.pth` and the PNG plots of a run "
+     "to the folder `out`")
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     (out/'metrics.json').write_text(json.dumps(_jsonable(summary), indent=1))
     (out/'history.json').write_text(json.dumps(_jsonable(learn.growth.history), indent=1))
@@ -163,7 +195,9 @@ def save_run(learn,   # the trained Learner, with its `GrowthCallback`
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot([r['epoch'] for r in rows], [r['accuracy'] for r in rows], marker='o')
     for e in ev: ax.axvline(e, color='gray', ls='--', lw=0.8)
-    ax.set(xlabel='epochs done', ylabel='test accuracy', title=f"{summary['model']} on {Path(summary['data']).name}, {summary['strategy']} (dashed: growth)")
+    ax.set(xlabel='epochs done', ylabel='test accuracy',
+           title=f"{summary['model']} on {Path(summary['data']).name}, "
+                 f"{summary['strategy']} (dashed: growth)")
     fig.tight_layout(); fig.savefig(out/'accuracy.png', dpi=100); plt.close(fig)
     if learn.growth.log: learn.growth.plot().savefig(out/'widths.png', dpi=100); plt.close('all')
     gs = growable_groups(learn.model)
@@ -171,8 +205,11 @@ def save_run(learn,   # the trained Learner, with its `GrowthCallback`
         picks = [gs[0], gs[len(gs) // 2], gs[-1]]
         fig, axs = plt.subplots(1, len(picks), figsize=(5 * len(picks), 3.5))
         for g, ax in zip(picks, axs):
-            plot_similarity({'start': start.get_submodule(g.producer), 'end': learn.model.get_submodule(g.producer).cpu()}, ax=ax, title=g.producer)
-        fig.suptitle('Similarity between neurons at the start of training (before growth) and at the end')
+            plot_similarity({'start': start.get_submodule(g.producer),
+                             'end': learn.model.get_submodule(g.producer).cpu()},
+                            ax=ax, title=g.producer)
+        fig.suptitle('Similarity between neurons at the start of training (before growth) '
+                     'and at the end')
         fig.tight_layout(); fig.savefig(out/'similarity.png', dpi=100); plt.close(fig)
     return out
 
@@ -180,47 +217,70 @@ def epoch_table(summary):
     "The per-epoch table of a run, as text"
     lines = [f"{'epoch':>5} {'width':>6} {'params':>10} {'accuracy':>9} {'mean |cos|':>11}"]
     for r in summary['epochs_log']:
-        lines.append(f"{r['epoch']:>5} {r['width']:>6} {int(r['params']):>10,} {r['accuracy']:>9.4f} {r['mean_cos']:>11.4f}")
+        lines.append(f"{r['epoch']:>5} {r['width']:>6} {int(r['params']):>10,} "
+                     f"{r['accuracy']:>9.4f} {r['mean_cos']:>11.4f}")
     return '\n'.join(lines)
 
 # %% ../nbs/04b_train.ipynb #07e73a37
 def _int_list(s):
     "'2,4' -> [2, 4]; '0.1,0.2' -> [0.1, 0.2]; '' -> []"
     try: return [float(v) if '.' in v else int(v) for v in s.split(',') if v.strip()]
-    except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not a comma-separated list of epochs or fractions") from None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a comma-separated list of epochs "
+                                         "or fractions") from None
 
 def _number(kind, low=0, strict=True):
     "An argparse type: a finite number of `kind` above `low` (or at least `low` when not `strict`)"
     def f(s):
         try: v = kind(s)
-        except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not {'a whole number' if kind is int else 'a number'}") from None
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{s!r} is not {'a whole number' if kind is int else 'a number'}") from None
         if not math.isfinite(v): raise argparse.ArgumentTypeError(f"{s} is not a finite number")
-        if v < low or (strict and v == low): raise argparse.ArgumentTypeError(f"{s} must be {'more than' if strict else 'at least'} {low}")
+        if v < low or (strict and v == low):
+            raise argparse.ArgumentTypeError(
+                f"{s} must be {'more than' if strict else 'at least'} {low}")
         return v
     return f
 
 def _positive(kind): return _number(kind)
 
 def _common_args(p):
-    p.add_argument('--data', default='shapes', help="shapes (embedded, no download), cifar10, cifar100 (downloaded by fastai), or a PATH to a folder in fastai's layout or an .npz (default: shapes)")
-    p.add_argument('--model', default='vgg11', choices=list(MODELS), help='architecture (default: vgg11)')
-    p.add_argument('--width', type=_positive(int), default=8, help='channels of the first block at the start (default: 8)')
-    p.add_argument("--epochs", type=_positive(int), default=8, help='epochs of fit_one_cycle (default: 8)')
-    p.add_argument('--sim-weight', type=_number(float, strict=False), default=0.1, help='weight of the similarity constraint; 0 turns it off (default: 0.1)')
-    p.add_argument('--grow-at', type=_int_list, default=None, help='growth points: epochs (2,4) or fractions of training (0.1,0.3); default: 3 steps in the first half')
+    p.add_argument('--data', default='shapes',
+                   help="shapes (embedded, no download), cifar10, cifar100 (downloaded by fastai), "
+                        "or a PATH to a folder in fastai's layout or an .npz (default: shapes)")
+    p.add_argument('--model', default='vgg11', choices=list(MODELS),
+                   help='architecture (default: vgg11)')
+    p.add_argument('--width', type=_positive(int), default=8,
+                   help='channels of the first block at the start (default: 8)')
+    p.add_argument("--epochs", type=_positive(int), default=8,
+                   help='epochs of fit_one_cycle (default: 8)')
+    p.add_argument('--sim-weight', type=_number(float, strict=False), default=0.1,
+                   help='weight of the similarity constraint; 0 turns it off (default: 0.1)')
+    p.add_argument('--grow-at', type=_int_list, default=None,
+                   help='growth points: epochs (2,4) or fractions of training (0.1,0.3); '
+                        'default: 3 steps in the first half')
     p.add_argument('--seed', type=int, default=0, help='random seed (default: 0)')
-    p.add_argument('--device', default='auto', help='auto (GPU when there is one), cpu, cuda or cuda:N (default: auto)')
+    p.add_argument('--device', default='auto',
+                   help='auto (GPU when there is one), cpu, cuda or cuda:N (default: auto)')
     p.add_argument('--fp16', action='store_true', help='mixed precision (on a GPU)')
     p.add_argument('--bs', type=_positive(int), default=128, help='batch size (default: 128)')
-    p.add_argument('--lr', type=_positive(float), default=3e-3, help='maximum learning rate of fit_one_cycle (default: 3e-3)')
-    p.add_argument('--n-train', type=_positive(int), default=None, help='use only this many training images (shapes: generate this many; default 2000)')
-    p.add_argument('--n-test', type=_positive(int), default=None, help='use only this many test images (shapes default 500)')
-    p.add_argument('--classes', type=int, default=10, choices=(10, 100), help='classes in a PATH data set (default: 10)')
+    p.add_argument('--lr', type=_positive(float), default=3e-3,
+                   help='maximum learning rate of fit_one_cycle (default: 3e-3)')
+    p.add_argument('--n-train', type=_positive(int), default=None,
+                   help='use only this many training images (shapes: generate this many; '
+                        'default 2000)')
+    p.add_argument('--n-test', type=_positive(int), default=None,
+                   help='use only this many test images (shapes default 500)')
+    p.add_argument('--classes', type=int, default=10, choices=(10, 100),
+                   help='classes in a PATH data set (default: 10)')
     p.add_argument('--out', default='runs', help='folder for run outputs (default: runs)')
 
 def _check_device(d):
-    if d not in ('auto', 'cpu') and not d.startswith('cuda'): raise ValueError(f"--device {d}: use auto, cpu, cuda or cuda:N")
-    if d.startswith('cuda') and not torch.cuda.is_available(): raise ValueError(f"--device {d}: this machine has no CUDA GPU; use --device cpu")
+    if d not in ('auto', 'cpu') and not d.startswith('cuda'):
+        raise ValueError(f"--device {d}: use auto, cpu, cuda or cuda:N")
+    if d.startswith('cuda') and not torch.cuda.is_available():
+        raise ValueError(f"--device {d}: this machine has no CUDA GPU; use --device cpu")
 
 def _fail(prog, e):
     "Exit with one line naming the problem"
@@ -229,29 +289,42 @@ def _fail(prog, e):
     sys.exit(2)
 
 def train_parser():
-    p = argparse.ArgumentParser(prog='gdnn-train', description='Train a network that grows while it learns, guided by the similarity between its neurons; '
-                                'writes metrics.json, history.json, model.pth and PNG plots to OUT/NAME.')
+    p = argparse.ArgumentParser(
+        prog='gdnn-train',
+        description='Train a network that grows while it learns, guided by the similarity between '
+                    'its neurons; writes metrics.json, history.json, model.pth and PNG plots to '
+                    'OUT/NAME.')
     _common_args(p)
-    p.add_argument('--strategy', default='similarity', choices=('similarity', 'random', 'net2net', 'firefly', 'static'), help='how to choose new neurons, or static (no growth) (default: similarity)')
-    p.add_argument('--grow-by', type=_number(float, strict=False), default=0.5, help='growth per step: a ratio of the current width (default: 0.5)')
-    p.add_argument('--name', default=None, help='run name (default: MODEL-STRATEGY-seedSEED, with -2, -3, ... when taken)')
+    p.add_argument('--strategy', default='similarity',
+                   choices=('similarity', 'random', 'net2net', 'firefly', 'static'),
+                   help='how to choose new neurons, or static (no growth) (default: similarity)')
+    p.add_argument('--grow-by', type=_number(float, strict=False), default=0.5,
+                   help='growth per step: a ratio of the current width (default: 0.5)')
+    p.add_argument('--name', default=None,
+                   help='run name (default: MODEL-STRATEGY-seedSEED, with -2, -3, ... when taken)')
     p.add_argument('--repeat', metavar='METRICS_JSON', default=None,
-                   help="repeat the run recorded in a run's metrics.json (its settings replace every option but --out and --name)")
+                   help="repeat the run recorded in a run's metrics.json "
+                        "(its settings replace every option but --out and --name)")
     return p
 
 def run_dir(out, name, default):
-    "The folder for a new run: OUT/NAME, checked writable before training; a taken default name gets -2, -3, ..."
+    ("The folder for a new run: OUT/NAME, checked writable before training; "
+     "a taken default name gets -2, -3, ...")
     out = Path(out)
-    if out.exists() and not out.is_dir(): raise ValueError(f"--out {out}: is a file; give a folder for the runs")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file; give a folder for the runs")
     base = out/(name or default)
     if name and base.exists() and any(base.iterdir()):
-        raise ValueError(f"--name {name}: {base} already holds a run; choose another name or delete that folder")
+        raise ValueError(f"--name {name}: {base} already holds a run; "
+                         "choose another name or delete that folder")
     run, i = base, 1
     while run.exists() and any(run.iterdir()): i += 1; run = out/f"{base.name}-{i}"
     try:
         run.mkdir(parents=True, exist_ok=True)
         (run/'.write-test').touch(); (run/'.write-test').unlink()
-    except OSError as e: raise ValueError(f"--out {out}: cannot write there ({e.strerror}); give a writable folder") from None
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot write there ({e.strerror}); "
+                         "give a writable folder") from None
     return run
 
 def _repeat_args(a):
@@ -259,7 +332,8 @@ def _repeat_args(a):
     f = Path(a.repeat)
     try: st = json.loads(f.read_text())['settings']['cli']
     except (OSError, ValueError, KeyError, TypeError):
-        raise ValueError(f"--repeat {f}: not a metrics.json written by gdnn-train (no settings.cli in it)") from None
+        raise ValueError(f"--repeat {f}: not a metrics.json written by gdnn-train "
+                         "(no settings.cli in it)") from None
     for k, v in st.items():
         if k not in ('out', 'name', 'repeat'): setattr(a, k, v)
     return a
@@ -271,73 +345,95 @@ def main(argv=None):
         if a.repeat: a = _repeat_args(a)
         _check_device(a.device)
         default = f"{a.model}-{a.strategy}-seed{a.seed}"
-        out = run_dir(a.out, a.name, default) if rank0() else None  # under torchrun, rank 0 alone writes
-        if rank0() and out.name != (a.name or default): print(f"{out.parent/default} holds an earlier run; this run goes to {out}")
+        # under torchrun, rank 0 alone writes
+        out = run_dir(a.out, a.name, default) if rank0() else None
+        if rank0() and out.name != (a.name or default):
+            print(f"{out.parent/default} holds an earlier run; this run goes to {out}")
         strategy = None if a.strategy == 'static' else a.strategy
-        learn, start, s = train_run(a.data, a.model, a.width, a.epochs, strategy, a.sim_weight, a.grow_at, a.grow_by, None, a.seed,
-                                    a.device, a.fp16, a.bs, a.lr, a.n_train, a.n_test, True, a.classes)
+        learn, start, s = train_run(a.data, a.model, a.width, a.epochs, strategy, a.sim_weight,
+                                    a.grow_at, a.grow_by, None, a.seed, a.device, a.fp16, a.bs,
+                                    a.lr, a.n_train, a.n_test, True, a.classes)
     except (ValueError, ConnectionError, FileNotFoundError) as e: _fail('gdnn-train', e)
     if not rank0(): return
     s['settings']['cli'] = vars(a)
     save_run(learn, start, s, out)
     print(epoch_table(s))
-    print(f"\nfinal accuracy {s['accuracy']:.4f} with {s['params']:,} parameters; mean |cos| {s['mean_abs']:.4f}, "
-          f"near duplicates {s['near_dup']:.2%}; fit {s['fit_time']:.1f} s (growth {s['growth_time']:.2f} s)\nwrote {out}/")
+    print(f"\nfinal accuracy {s['accuracy']:.4f} with {s['params']:,} parameters; "
+          f"mean |cos| {s['mean_abs']:.4f}, near duplicates {s['near_dup']:.2%}; "
+          f"fit {s['fit_time']:.1f} s (growth {s['growth_time']:.2f} s)\nwrote {out}/")
 
 # %% ../nbs/04b_train.ipynb #7395c210
 def _arm_kwargs(arm, width, final_width, sim_weight, candidates=None):
     if arm == 'static-initial': return dict(width=width, strategy=None)
     if arm in ('static-final', 'static-matched'): return dict(width=final_width, strategy=None)
-    kw = dict(width=width, strategy=arm, target_width=final_width, sim_weight=sim_weight if arm == 'similarity' else 0.0)
+    kw = dict(width=width, strategy=arm, target_width=final_width,
+              sim_weight=sim_weight if arm == 'similarity' else 0.0)
     if arm == 'similarity' and candidates is not None: kw['candidates'] = candidates
     return kw
 
 GROWING = ARMS[:4]
 
 def _matched_epochs(grown, final_width):
-    "Epochs in which the final-size network costs what the growing run `grown` (its summary) cost, to the nearest epoch"
-    per_epoch = 3 * count_flops(build_model(grown['model'], final_width, grown['n_classes'])) * grown['train_images'] / grown['epochs']
+    ("Epochs in which the final-size network costs what the growing run `grown` (its summary) "
+     "cost, to the nearest epoch")
+    per_epoch = (3 * count_flops(build_model(grown['model'], final_width, grown['n_classes']))
+                 * grown['train_images'] / grown['epochs'])
     return max(1, round(grown['train_flops'] / per_epoch))
 
 def _same(k, v):
-    "A setting as compared on resume: a data file by its name, so the same results are found from another folder"
+    ("A setting as compared on resume: a data file by its name, so the same results are found "
+     "from another folder")
     return Path(v).name if k == 'data' and v not in ('shapes', 'cifar10', 'cifar100') else v
 
 def _check_done(f, call):
-    "The result stored at `f` if it exists and was made with the settings of `call`, None if there is none; else ValueError"
+    ("The result stored at `f` if it exists and was made with the settings of `call`, "
+     "None if there is none; else ValueError")
     if not f.exists(): return None
     try: r = json.loads(f.read_text())
-    except ValueError: raise ValueError(f"{f}: not a readable result (interrupted while writing?); delete it to rerun that run") from None
-    have = {k: _same(k, v) for k, v in r.get('settings', {}).items() if k not in ('device', 'versions', 'cli')}
+    except ValueError:
+        raise ValueError(f"{f}: not a readable result (interrupted while writing?); "
+                         "delete it to rerun that run") from None
+    have = {k: _same(k, v) for k, v in r.get('settings', {}).items()
+            if k not in ('device', 'versions', 'cli')}
     want = {k: _same(k, v) for k, v in run_settings(call).items()}
-    diff = [f"{k}={have.get(k)!r} (now {want.get(k)!r})" for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
-    if diff: raise ValueError(f"{f} was made with {', '.join(diff[:4])}; use another --out for these settings, "
+    diff = [f"{k}={have.get(k)!r} (now {want.get(k)!r})" for k in sorted(set(have) | set(want))
+            if have.get(k) != want.get(k)]
+    if diff: raise ValueError(f"{f} was made with {', '.join(diff[:4])}; "
+                              "use another --out for these settings, "
                               "or delete that folder to start over")
     return r
 
-def compare(out,               # the folder for runs/, results.csv, table.md, paired.md and compare.png
-            arms=ARMS,         # the arms to run, from `ARMS`
-            seeds=(0, 1, 2),   # the seeds: every arm runs once with each
-            width=8,           # the width the growing arms start at (and `static-initial` keeps)
-            final_width=16,    # the width the growing arms end at (and the other static arms have)
-            log=print,         # called with a line on each run
-            candidates=None,   # the `similarity` arm's candidates per new neuron; None: the strategy's default
-            dry_run=False,     # list the runs and those done; train nothing
-            **kw):             # the other arguments of `train_run`, the same for every run
-    "Run every arm for every seed (skipping finished ones), then write results.csv, table.md, paired.md and compare.png to `out`"
+def compare(
+    out,              # the folder for runs/, results.csv, table.md, paired.md and compare.png
+    arms=ARMS,        # the arms to run, from `ARMS`
+    seeds=(0, 1, 2),  # the seeds: every arm runs once with each
+    width=8,          # the width the growing arms start at (and `static-initial` keeps)
+    final_width=16,   # the width the growing arms end at (and the other static arms have)
+    log=print,        # called with a line on each run
+    candidates=None,  # `similarity` arm: candidates per new neuron; None: the strategy's default
+    dry_run=False,    # list the runs and those done; train nothing
+    **kw              # the other arguments of `train_run`, the same for every run
+):
+    ("Run every arm for every seed (skipping finished ones), then write results.csv, table.md, "
+     "paired.md and compare.png to `out`")
     if 'static-matched' in arms and not set(arms) & set(GROWING):
-        raise ValueError(f"--arms: static-matched matches the training FLOPs of a growing arm; add one of {', '.join(GROWING)}")
+        raise ValueError(f"--arms: static-matched matches the training FLOPs of a growing arm; "
+                         f"add one of {', '.join(GROWING)}")
     out = Path(out); (out/'runs').mkdir(parents=True, exist_ok=True)
-    order = sorted(arms, key=lambda a: a == 'static-matched')  # after the growing run it is matched to
-    runs = {(arm, seed): dict(seed=seed, **_arm_kwargs(arm, width, final_width, kw.get('sim_weight', 0.1), candidates),
-                              **{k: v for k, v in kw.items() if k != 'sim_weight'}) for seed in seeds for arm in order}
+    # after the growing run it is matched to
+    order = sorted(arms, key=lambda a: a == 'static-matched')
+    runs = {(arm, seed): dict(seed=seed, **_arm_kwargs(arm, width, final_width,
+                                                       kw.get('sim_weight', 0.1), candidates),
+                              **{k: v for k, v in kw.items() if k != 'sim_weight'})
+            for seed in seeds for arm in order}
     done = {k: _check_done(out/'runs'/f'{k[0]}-seed{k[1]}.json', call)  # before training anything
             for k, call in runs.items() if k[0] != 'static-matched'}
     if dry_run:
         for (arm, seed), call in runs.items():
             what = 'done before' if done.get((arm, seed)) else 'to run'
             if arm == 'static-matched': what += ', epochs matched to the growing run of its seed'
-            log(f"{arm:15s} seed {seed}: {what}; " + ', '.join(f'{k}={v}' for k, v in call.items() if k not in ('seed', 'progress')))
+            log(f"{arm:15s} seed {seed}: {what}; "
+                + ', '.join(f'{k}={v}' for k, v in call.items() if k not in ('seed', 'progress')))
         return []
     res = []
     for (arm, seed), call in runs.items():
@@ -346,23 +442,26 @@ def compare(out,               # the folder for runs/, results.csv, table.md, pa
             call['epochs'] = _matched_epochs(grown, final_width)
             done[arm, seed] = _check_done(out/'runs'/f'{arm}-seed{seed}.json', call)
         if done[arm, seed] is not None:
-            res.append(done[arm, seed]); log(f"{arm:15s} seed {seed}: done before, skipped"); continue
+            res.append(done[arm, seed]); log(f"{arm:15s} seed {seed}: done before, skipped")
+            continue
         learn, _, s = train_run(**call)
         s['arm'] = arm
         f = out/'runs'/f'{arm}-seed{seed}.json'
         if rank0():  # under torchrun every process trains; one writes
-            torch.save(unwrap(learn.model).state_dict(), f.with_suffix('.pth'))  # for Grad-CAM later; load with `load_grown`
+            # for Grad-CAM later; load with `load_grown`
+            torch.save(unwrap(learn.model).state_dict(), f.with_suffix('.pth'))
             f.with_suffix('.tmp').write_text(json.dumps(_jsonable(s)))
             f.with_suffix('.tmp').replace(f)  # whole or absent, even if interrupted while writing
         res.append(s)
-        log(f"{arm:15s} seed {seed}: accuracy {s['accuracy']:.4f}, {s['params']:,} params, {s['train_flops']:.3g} FLOPs, "
-            f"{s['fit_time']:.1f} s")
+        log(f"{arm:15s} seed {seed}: accuracy {s['accuracy']:.4f}, {s['params']:,} params, "
+            f"{s['train_flops']:.3g} FLOPs, {s['fit_time']:.1f} s")
     if rank0(): write_results(out, res, arms)
     return res
 
 def finished_seeds(out,      # a folder `compare` writes to
                    arms=ARMS): # the arms a seed needs
-    "The seeds for which every arm in `arms` has a result in `out/runs`: what can be shown while a comparison is under way"
+    ("The seeds for which every arm in `arms` has a result in `out/runs`: "
+     "what can be shown while a comparison is under way")
     have = {f.stem for f in (Path(out)/'runs').glob('*-seed*.json')}
     seeds = {int(n.rsplit('-seed', 1)[1]) for n in have if n.rsplit('-seed', 1)[1].isdigit()}
     return sorted(s for s in seeds if all(f'{a}-seed{s}' in have for a in arms))
@@ -379,12 +478,14 @@ def ci_half_width(v,          # the values, one per seed
 KEYS = ('accuracy', 'params', 'train_flops', 'fit_time', 'mean_abs', 'near_dup')
 
 def summarize(res, arms=ARMS):
-    "Per arm: mean and std over seeds of accuracy, params, training FLOPs and time, mean |cos| and near-duplicate share"
+    ("Per arm: mean and std over seeds of accuracy, params, training FLOPs and time, "
+     "mean |cos| and near-duplicate share")
     rows = []
     for arm in arms:
         rs = [r for r in res if r['arm'] == arm]
         if not rs: continue
-        rows.append(dict(arm=arm, seeds=len(rs), epochs=rs[0]['epochs'], acc_ci=ci_half_width([r['accuracy'] for r in rs]),
+        rows.append(dict(arm=arm, seeds=len(rs), epochs=rs[0]['epochs'],
+                         acc_ci=ci_half_width([r['accuracy'] for r in rs]),
                          **{k: _ms([r.get(k, math.nan) for r in rs]) for k in KEYS}))
     return rows
 
@@ -393,11 +494,13 @@ def paired_differences(res,              # run summaries, as `compare` returns t
                        key='accuracy',   # the measure compared
                        arms=ARMS,        # the arms, in the order of the rows
                        level=0.95):      # the confidence level of the interval
-    "Seed-paired differences `ref` minus each other arm in `key`: mean, and its t-interval, over the seeds both arms ran"
+    ("Seed-paired differences `ref` minus each other arm in `key`: mean, and its t-interval, "
+     "over the seeds both arms ran")
     by = {(r['arm'], r['seed']): r[key] for r in res}
     rows = []
     for arm in arms:
-        d = [by[ref, s] - v for (a, s), v in by.items() if a == arm and arm != ref and (ref, s) in by]
+        d = [by[ref, s] - v for (a, s), v in by.items()
+             if a == arm and arm != ref and (ref, s) in by]
         if not d: continue
         m, h = statistics.mean(d), ci_half_width(d, level)
         rows.append(dict(arm=arm, n=len(d), mean=m, lo=m - h, hi=m + h))
@@ -405,10 +508,12 @@ def paired_differences(res,              # run summaries, as `compare` returns t
 
 def markdown_table(rows): # what `summarize` returns
     "The summary as a Markdown table"
-    t = ["| arm | seeds | epochs | accuracy | final params | training FLOPs | training time (s) | mean \\|cos\\| | near duplicates |",
+    t = ["| arm | seeds | epochs | accuracy | final params | training FLOPs | training time (s) | "
+         "mean \\|cos\\| | near duplicates |",
          "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        t.append(f"| {r['arm']} | {r['seeds']} | {r['epochs']} | {r['accuracy'][0]:.4f} ± {r['accuracy'][1]:.4f} | {r['params'][0]:,.0f} | "
+        t.append(f"| {r['arm']} | {r['seeds']} | {r['epochs']} | "
+                 f"{r['accuracy'][0]:.4f} ± {r['accuracy'][1]:.4f} | {r['params'][0]:,.0f} | "
                  f"{r['train_flops'][0]:.3g} | {r['fit_time'][0]:.1f} ± {r['fit_time'][1]:.1f} | "
                  f"{r['mean_abs'][0]:.4f} ± {r['mean_abs'][1]:.4f} | {r['near_dup'][0]:.2%} |")
     return '\n'.join(t)
@@ -416,36 +521,47 @@ def markdown_table(rows): # what `summarize` returns
 def paired_table(rows,             # what `paired_differences` returns
                  ref='similarity'): # the arm the others were compared with
     "The paired differences as a Markdown table, in accuracy points, with a word on each interval"
-    t = [f"| {ref} minus | seeds | difference (points) | 95% interval | reading |", "|---|---|---|---|---|"]
+    t = [f"| {ref} minus | seeds | difference (points) | 95% interval | reading |",
+         "|---|---|---|---|---|"]
     for r in rows:
-        word = 'within noise' if not r['lo'] > 0 and not r['hi'] < 0 else (f'{ref} ahead' if r['lo'] > 0 else f'{ref} behind')
-        t.append(f"| {r['arm']} | {r['n']} | {100 * r['mean']:+.2f} | [{100 * r['lo']:+.2f}, {100 * r['hi']:+.2f}] | {word} |")
+        word = ('within noise' if not r['lo'] > 0 and not r['hi'] < 0
+                else (f'{ref} ahead' if r['lo'] > 0 else f'{ref} behind'))
+        t.append(f"| {r['arm']} | {r['n']} | {100 * r['mean']:+.2f} | "
+                 f"[{100 * r['lo']:+.2f}, {100 * r['hi']:+.2f}] | {word} |")
     return '\n'.join(t)
 
 def write_results(out, res, arms=ARMS):
-    "Write results.csv (one row per run), table.md, paired.md and compare.png to `out`; returns the summary rows"
+    ("Write results.csv (one row per run), table.md, paired.md and compare.png to `out`; "
+     "returns the summary rows")
     out = Path(out)
-    keys = ['arm', 'seed', 'accuracy', 'params', 'train_flops', 'fit_time', 'growth_time', 'mean_abs', 'near_dup', 'epochs', 'width',
-            'model', 'data', 'device']
+    keys = ['arm', 'seed', 'accuracy', 'params', 'train_flops', 'fit_time', 'growth_time',
+            'mean_abs', 'near_dup', 'epochs', 'width', 'model', 'data', 'device']
     with open(out/'results.csv', 'w', newline='') as fh:
         w = csv.DictWriter(fh, keys, extrasaction='ignore'); w.writeheader(); w.writerows(res)
     rows, paired = summarize(res, arms), paired_differences(res, arms=arms)
     (out/'table.md').write_text(markdown_table(rows) + '\n')
     (out/'paired.md').write_text(paired_table(paired) + '\n')
-    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(15, 4), gridspec_kw=dict(width_ratios=(1.2, 1, 1)))
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(15, 4),
+                                     gridspec_kw=dict(width_ratios=(1.2, 1, 1)))
     for i, r in enumerate(rows):
-        a1.errorbar(r['train_flops'][0], r['accuracy'][0], yerr=0 if math.isnan(r['acc_ci']) else r['acc_ci'], fmt='o', capsize=4,
+        a1.errorbar(r['train_flops'][0], r['accuracy'][0],
+                    yerr=0 if math.isnan(r['acc_ci']) else r['acc_ci'], fmt='o', capsize=4,
                     color=f'C{i}', label=r['arm'])
-    a1.set(xlabel='training FLOPs (forward and backward)', ylabel='test accuracy (mean, 95% interval)', title='Accuracy against compute')
+    a1.set(xlabel='training FLOPs (forward and backward)',
+           ylabel='test accuracy (mean, 95% interval)', title='Accuracy against compute')
     a1.legend(fontsize=8)
     if paired:
         y = range(len(paired))
-        a2.errorbar([100 * p['mean'] for p in paired], y, xerr=[[100 * (p['mean'] - p['lo']) for p in paired],
-                    [100 * (p['hi'] - p['mean']) for p in paired]], fmt='o', capsize=4, color='tab:purple')
+        a2.errorbar([100 * p['mean'] for p in paired], y,
+                    xerr=[[100 * (p['mean'] - p['lo']) for p in paired],
+                          [100 * (p['hi'] - p['mean']) for p in paired]],
+                    fmt='o', capsize=4, color='tab:purple')
         a2.axvline(0, color='gray', lw=0.8)
-        a2.set(yticks=list(y), yticklabels=[p['arm'] for p in paired], xlabel='accuracy points (95% interval)',
+        a2.set(yticks=list(y), yticklabels=[p['arm'] for p in paired],
+               xlabel='accuracy points (95% interval)',
                title='similarity minus each arm, paired by seed')
-    a3.bar([r['arm'] for r in rows], [r['mean_abs'][0] for r in rows], yerr=[r['mean_abs'][1] for r in rows], capsize=4, color='tab:orange')
+    a3.bar([r['arm'] for r in rows], [r['mean_abs'][0] for r in rows],
+           yerr=[r['mean_abs'][1] for r in rows], capsize=4, color='tab:orange')
     a3.set(ylabel='mean |cos| between neurons', title='Redundancy at the end')
     a3.tick_params(axis='x', rotation=35)
     fig.tight_layout(); fig.savefig(out/'compare.png', dpi=100); plt.close(fig)
@@ -454,47 +570,70 @@ def write_results(out, res, arms=ARMS):
 PAPER_ROUNDS, PAPER_GROWTH = 10, 1.3
 
 def paper_preset(round_epochs=160): # epochs between growth steps (Firefly's published code: 160)
-    "The paper-scale settings: VGG-19 with 16 channels in every conv layer, 10 growth steps of +30%, `round_epochs` apart and after"
+    ("The paper-scale settings: VGG-19 with 16 channels in every conv layer, "
+     "10 growth steps of +30%, `round_epochs` apart and after")
     return dict(model='vgg19u', width=16, final_width=round(16 * PAPER_GROWTH ** PAPER_ROUNDS),
-                grow_at=[round_epochs * i for i in range(1, PAPER_ROUNDS + 1)], epochs=round_epochs * (PAPER_ROUNDS + 1))
+                grow_at=[round_epochs * i for i in range(1, PAPER_ROUNDS + 1)],
+                epochs=round_epochs * (PAPER_ROUNDS + 1))
 
 def compare_parser():
-    p = argparse.ArgumentParser(prog='gdnn-compare', description='Run the growth strategies and three static baselines side by side on the same data, '
-                                'seeds and final size; writes results.csv, table.md and compare.png to OUT, and resumes if interrupted.')
+    p = argparse.ArgumentParser(
+        prog='gdnn-compare',
+        description='Run the growth strategies and three static baselines side by side on the same '
+                    'data, seeds and final size; writes results.csv, table.md and compare.png '
+                    'to OUT, and resumes if interrupted.')
     _common_args(p)
     p.set_defaults(out='runs/compare')
-    p.add_argument('--final-width', type=_positive(int), default=None, help='width of the first block at the end (default: 2 x --width)')
-    p.add_argument('--seeds', type=_positive(int), default=3, help='number of seeds, 0..N-1 (default: 3)')
-    p.add_argument('--arms', default=','.join(ARMS), help=f"comma-separated arms (default: {','.join(ARMS)})")
-    p.add_argument('--candidates', type=_positive(float), default=None, help='similarity: candidates drawn per new neuron (default 4)')
-    p.add_argument('--pairs', choices=('new', 'all'), default='new', help="similarity constraint on pairs with a new neuron, or all pairs (default: new)")
-    p.add_argument('--margin', type=float, default=0.0, help='similarity constraint margin (default: 0)')
-    p.add_argument('--preset', choices=('paper',), default=None, help='paper: VGG-19 at 16 channels in every layer, 10 growth steps of +30%% '
-                   'every --round-epochs epochs; sets --model, --width, --final-width, --grow-at and --epochs')
-    p.add_argument('--round-epochs', type=_positive(int), default=160, help="--preset paper: epochs between growth steps (default: 160, "
-                   "as Firefly's published code)")
-    p.add_argument('--dry-run', action='store_true', help='print the runs, those done before and the settings; train nothing')
+    p.add_argument('--final-width', type=_positive(int), default=None,
+                   help='width of the first block at the end (default: 2 x --width)')
+    p.add_argument('--seeds', type=_positive(int), default=3,
+                   help='number of seeds, 0..N-1 (default: 3)')
+    p.add_argument('--arms', default=','.join(ARMS),
+                   help=f"comma-separated arms (default: {','.join(ARMS)})")
+    p.add_argument('--candidates', type=_positive(float), default=None,
+                   help='similarity: candidates drawn per new neuron (default 4)')
+    p.add_argument('--pairs', choices=('new', 'all'), default='new',
+                   help="similarity constraint on pairs with a new neuron, or all pairs "
+                        "(default: new)")
+    p.add_argument('--margin', type=float, default=0.0,
+                   help='similarity constraint margin (default: 0)')
+    p.add_argument('--preset', choices=('paper',), default=None,
+                   help='paper: VGG-19 at 16 channels in every layer, 10 growth steps of +30%% '
+                        'every --round-epochs epochs; sets --model, --width, --final-width, '
+                        '--grow-at and --epochs')
+    p.add_argument('--round-epochs', type=_positive(int), default=160,
+                   help="--preset paper: epochs between growth steps (default: 160, "
+                        "as Firefly's published code)")
+    p.add_argument('--dry-run', action='store_true',
+                   help='print the runs, those done before and the settings; train nothing')
     return p
 
 def compare_main(argv=None):
     "Entry point of `gdnn-compare`"
     p = compare_parser()
     a = p.parse_args(argv)
-    if a.preset == 'paper':  # the preset's values replace the defaults; options given on the command line still win
+    # the preset's values replace the defaults; options given on the command line still win
+    if a.preset == 'paper':
         p.set_defaults(**{k.replace('-', '_'): v for k, v in paper_preset(a.round_epochs).items()})
         a = p.parse_args(argv)
     try:
         _check_device(a.device)
         arms = [x.strip() for x in a.arms.split(',') if x.strip()]
         bad = [x for x in arms if x not in ARMS]
-        if bad: raise ValueError(f"--arms: unknown arm(s) {', '.join(bad)}; choose from {', '.join(ARMS)}")
+        if bad: raise ValueError(f"--arms: unknown arm(s) {', '.join(bad)}; "
+                                 f"choose from {', '.join(ARMS)}")
         final = a.final_width or 2 * a.width
-        if final < a.width: raise ValueError(f"--final-width {final} is smaller than --width {a.width}")
-        extra = dict(candidates=a.candidates, **{k: v for k, v in dict(pairs=a.pairs, margin=a.margin).items()
-                                                 if v != p.get_default(k)})  # as the Python API records its defaults: not at all
-        rows = summarize(compare(a.out, arms, range(a.seeds), a.width, final, data=a.data, model=a.model, epochs=a.epochs, sim_weight=a.sim_weight,
-                                 grow_at=a.grow_at, device=a.device, fp16=a.fp16, bs=a.bs, lr=a.lr, n_train=a.n_train, n_test=a.n_test,
-                                 classes=a.classes, progress=False, dry_run=a.dry_run, **extra), arms)
+        if final < a.width:
+            raise ValueError(f"--final-width {final} is smaller than --width {a.width}")
+        # as the Python API records its defaults: not at all
+        extra = dict(candidates=a.candidates,
+                     **{k: v for k, v in dict(pairs=a.pairs, margin=a.margin).items()
+                        if v != p.get_default(k)})
+        rows = summarize(compare(a.out, arms, range(a.seeds), a.width, final, data=a.data,
+                                 model=a.model, epochs=a.epochs, sim_weight=a.sim_weight,
+                                 grow_at=a.grow_at, device=a.device, fp16=a.fp16, bs=a.bs, lr=a.lr,
+                                 n_train=a.n_train, n_test=a.n_test, classes=a.classes,
+                                 progress=False, dry_run=a.dry_run, **extra), arms)
     except (ValueError, ConnectionError, FileNotFoundError) as e: _fail('gdnn-compare', e)
     if not rank0() or a.dry_run: return
     print(markdown_table(rows))
