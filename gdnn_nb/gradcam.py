@@ -19,11 +19,13 @@ from .models import zero_forward
 def _model(m): return m.model if isinstance(m, Learner) else m
 
 def default_layer(model) -> nn.Module:
-    "The last convolutional block of `model`: the last residual block, or the activation after the last Conv2d of a chain"
+    ("The last convolutional block of `model`: the last residual block, or the activation after "
+     "the last Conv2d of a chain")
     model = _model(model)
     mods = list(model.named_modules())
     convs = [i for i, (_, m) in enumerate(mods) if isinstance(m, nn.Conv2d)]
-    if not convs: raise ValueError(f"gradcam: {type(model).__name__} has no Conv2d layer; pass layer= the module to look at")
+    if not convs: raise ValueError(f"gradcam: {type(model).__name__} has no Conv2d layer; "
+                                   "pass layer= the module to look at")
     name = mods[convs[-1]][0]
     parts = name.split('.')
     for i in range(len(parts) - 1, 0, -1):
@@ -31,31 +33,40 @@ def default_layer(model) -> nn.Module:
         if hasattr(parent, 'conv1') and not isinstance(parent, nn.Sequential): return parent
     last = mods[convs[-1]][1]
     for _, m in mods[convs[-1] + 1:]:
-        if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU)): last = m
+        if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU)):
+            last = m
         elif len(list(m.children())) == 0: break
     return last
 
 # %% ../nbs/06_gradcam.ipynb #bceaf499
 def gradcam(model_or_learner, # a model, or a fastai Learner (its model is used)
             x,                # images `[B, C, H, W]`, normalised as the model expects
-            target=None,      # the class to explain: an int, one per image, or None for each image's predicted class
-            layer=None):      # the layer whose activations are weighted: a module or its name; None: the last conv layer
-    "Grad-CAM maps `[B, H, W]` (numpy, in [0, 1]) of `x` for class `target` (default: the predicted one) at `layer`, and the predictions"
+            target=None,      # the class to explain: an int, one per image, or None: the prediction
+            layer=None):      # the layer to weight: a module or its name; None: the last conv layer
+    ("Grad-CAM maps `[B, H, W]` (numpy, in [0, 1]) of `x` for class `target` "
+     "(default: the predicted one) at `layer`, and the predictions")
     model = _model(model_or_learner)
     layer = default_layer(model) if layer is None else layer
     if isinstance(layer, str):
         try: layer = model.get_submodule(layer)
-        except AttributeError: raise ValueError(f"gradcam: layer={layer!r} is not a module of the model; try layer_at(model)") from None
-    if not isinstance(layer, nn.Module): raise ValueError(f"gradcam: layer={layer!r}; pass a module of the model or its name (e.g. 'features.13')")
+        except AttributeError:
+            raise ValueError(f"gradcam: layer={layer!r} is not a module of the model; "
+                             "try layer_at(model)") from None
+    if not isinstance(layer, nn.Module):
+        raise ValueError(f"gradcam: layer={layer!r}; pass a module of the model or its name "
+                         "(e.g. 'features.13')")
     dev = next(model.parameters()).device
-    x = torch.as_tensor(x).as_subclass(torch.Tensor)  # fastai's TensorImage would reach the hooks, and pytorch-grad-cam expects plain tensors
+    # fastai's TensorImage would reach the hooks, and pytorch-grad-cam expects plain tensors
+    x = torch.as_tensor(x).as_subclass(torch.Tensor)
     if x.ndim == 3: x = x[None]
-    if x.ndim != 4: raise ValueError(f"gradcam: x has shape {tuple(x.shape)}; pass an image [C, H, W] or a batch [B, C, H, W]")
+    if x.ndim != 4: raise ValueError(f"gradcam: x has shape {tuple(x.shape)}; "
+                                     "pass an image [C, H, W] or a batch [B, C, H, W]")
     x = x.float().to(dev)
     targets = None
     if target is not None:
         ts = [target] * len(x) if np.ndim(target) == 0 else list(target)
-        if len(ts) != len(x): raise ValueError(f"gradcam: {len(ts)} targets for {len(x)} images; pass one class or one per image")
+        if len(ts) != len(x): raise ValueError(f"gradcam: {len(ts)} targets for {len(x)} images; "
+                                               "pass one class or one per image")
         targets = [ClassifierOutputTarget(int(t)) for t in ts]
     was_training, params = model.training, list(model.parameters())
     saved = [(p.requires_grad, p.grad) for p in params]
@@ -73,16 +84,19 @@ def gradcam(model_or_learner, # a model, or a fastai Learner (its model is used)
 def layer_at(model,              # a model, or a fastai Learner (its model is used)
              size=8,             # the smallest height and width the layer's output may have
              shape=(3, 32, 32)): # the shape of one input image
-    "Name of the deepest activation (a ReLU module or a residual block) of `model` whose output is at least `size` x `size`"
+    ("Name of the deepest activation (a ReLU module or a residual block) of `model` "
+     "whose output is at least `size` x `size`")
     model, found, hooks = _model(model), [], []
     for name, m in model.named_modules():
         if isinstance(m, nn.ReLU) or (hasattr(m, 'conv1') and not isinstance(m, nn.Sequential)):
-            hooks.append(m.register_forward_hook(lambda m, i, o, name=name: found.append((name, tuple(o.shape[-2:])))))
+            hooks.append(m.register_forward_hook(
+                lambda m, i, o, name=name: found.append((name, tuple(o.shape[-2:])))))
     try: zero_forward(model, shape)
     finally:
         for h in hooks: h.remove()
     ok = [n for n, hw in found if min(hw) >= size]
-    if not ok: raise ValueError(f"layer_at: no activation of {type(model).__name__} is {size}x{size} or larger for {shape} inputs; "
+    if not ok: raise ValueError(f"layer_at: no activation of {type(model).__name__} "
+                                f"is {size}x{size} or larger for {shape} inputs; "
                                 "use a smaller size")
     return ok[-1]
 
@@ -92,9 +106,11 @@ def _np(a): return a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarra
 def cam_object_score(cam,  # Grad-CAM maps `[B, H, W]`, as `gradcam` returns them
                      mask  # object masks `[B, H, W]`, True on the object
                     ) -> float:
-    "Share of CAM energy inside the object `mask`, averaged over images (energy-based pointing game)"
+    ("Share of CAM energy inside the object `mask`, averaged over images "
+     "(energy-based pointing game)")
     cam, mask = _np(cam).astype(np.float64), _np(mask).astype(bool)
-    if cam.shape != mask.shape: raise ValueError(f"cam_object_score: cam has shape {cam.shape} but mask {mask.shape}; they must match")
+    if cam.shape != mask.shape: raise ValueError(f"cam_object_score: cam has shape {cam.shape} "
+                                                 f"but mask {mask.shape}; they must match")
     total = cam.reshape(len(cam), -1).sum(1)
     inside = (cam * mask).reshape(len(cam), -1).sum(1)
     return float(np.mean(np.where(total > 0, inside / np.maximum(total, 1e-12), 0.0)))
@@ -106,7 +122,8 @@ def cam_object_coverage(cam,       # Grad-CAM maps `[B, H, W]` in [0, 1]
     "Share of the object's pixels where the CAM exceeds `thresh`, averaged over images"
     cam, mask = _np(cam), _np(mask).astype(bool)
     hot = (cam > thresh) & mask
-    return float(np.mean(hot.reshape(len(cam), -1).sum(1) / np.maximum(mask.reshape(len(cam), -1).sum(1), 1)))
+    return float(np.mean(hot.reshape(len(cam), -1).sum(1)
+                         / np.maximum(mask.reshape(len(cam), -1).sum(1), 1)))
 
 # %% ../nbs/06_gradcam.ipynb #1fe29cba
 def _overlay(img, cam):
@@ -116,23 +133,28 @@ def _overlay(img, cam):
 
 def _display(img_u8): return _np(img_u8).transpose(1, 2, 0).astype(np.float32) / 255
 
-def show_gradcam_grid(models:dict,                   # name -> model or Learner: one row of maps each
-                      images,                        # uint8 images `[B, 3, H, W]`, as the data set stores them
-                      stats=([0.5] * 3, [0.25] * 3), # the mean and std the models' inputs are normalised with
-                      targets=None,                  # classes to explain (see `gradcam`); None: each model's prediction
-                      labels=None,                   # true classes, shown over the inputs; wrong predictions turn red
-                      vocab=None,                    # class names, for the titles
-                      layer_names=None,              # name -> the layer to look at in that model (e.g. from `layer_at`)
-                      figsize_per=1.6):              # inches per image
-    "The paper's figure: input images (uint8 `[B, 3, H, W]`), then one row of Grad-CAM maps per model in `models` (name -> model)"
+def show_gradcam_grid(
+    models:dict,                   # name -> model or Learner: one row of maps each
+    images,                        # uint8 images `[B, 3, H, W]`, as the data set stores them
+    stats=([0.5] * 3, [0.25] * 3), # the mean and std the models' inputs are normalised with
+    targets=None,                  # classes to explain (see `gradcam`); None: the predicted ones
+    labels=None,                   # true classes, shown over the inputs; wrong predictions turn red
+    vocab=None,                    # class names, for the titles
+    layer_names=None,              # name -> the layer to look at in that model (e.g. `layer_at`)
+    figsize_per=1.6):              # inches per image
+    ("The paper's figure: input images (uint8 `[B, 3, H, W]`), then one row of Grad-CAM maps "
+     "per model in `models` (name -> model)")
     images = torch.as_tensor(images)
     mean, std = (torch.tensor(s).view(1, 3, 1, 1) for s in stats)
     x = (images.float() / 255 - mean) / std
     n = len(images)
-    fig, axs = plt.subplots(1 + len(models), n, figsize=(figsize_per * n, figsize_per * (1 + len(models)) + 0.3), squeeze=False)
+    fig, axs = plt.subplots(1 + len(models), n,
+                            figsize=(figsize_per * n, figsize_per * (1 + len(models)) + 0.3),
+                            squeeze=False)
     for j in range(n):
         axs[0, j].imshow(_display(images[j]))
-        if labels is not None: axs[0, j].set_title(vocab[labels[j]] if vocab else str(labels[j]), fontsize=7)
+        if labels is not None:
+            axs[0, j].set_title(vocab[labels[j]] if vocab else str(labels[j]), fontsize=7)
     axs[0, 0].set_ylabel('input', fontsize=9)
     for i, (name, m) in enumerate(models.items(), 1):
         layer = _model(m).get_submodule(layer_names[name]) if layer_names else None
@@ -140,7 +162,8 @@ def show_gradcam_grid(models:dict,                   # name -> model or Learner:
         for j in range(n):
             axs[i, j].imshow(_overlay(_display(images[j]), maps[j]))
             ok = labels is None or int(preds[j]) == int(labels[j])
-            axs[i, j].set_title(vocab[preds[j]] if vocab else str(int(preds[j])), fontsize=7, color='black' if ok else 'red')
+            axs[i, j].set_title(vocab[preds[j]] if vocab else str(int(preds[j])), fontsize=7,
+                                color='black' if ok else 'red')
         axs[i, 0].set_ylabel(name, fontsize=9)
     for a in axs.flat: a.set_xticks([]); a.set_yticks([])
     fig.tight_layout()
