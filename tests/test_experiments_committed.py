@@ -20,8 +20,8 @@ ARGV = ['--data', '../shared/data/cifar10_subset.npz', '--model', 'vgg11', '--wi
 def test_compare_rerenders_the_committed_results_without_training(tmp_path, monkeypatch, capsys):
     assert train.finished_seeds(EXP) == list(range(N)) and N >= 2, f"finished seeds: {train.finished_seeds(EXP)}"
     shutil.copytree(EXP/'runs', tmp_path/'runs', ignore=shutil.ignore_patterns('*.pth'))
-    def no_training(**kw): raise AssertionError(f"gdnn-compare trained a run that is committed: {kw}")
-    monkeypatch.setattr(train, 'train_run', no_training)
+    def no_training(*args, **kw): raise AssertionError(f"gdnn-compare started a run that is committed: {args}")
+    monkeypatch.setattr(train, 'get_dls', no_training)  # the first thing a run does
     train.compare_main(ARGV + ['--out', str(tmp_path)])
     for f in ('results.csv', 'table.md', 'paired.md'):
         assert (tmp_path/f).read_text() == (EXP/f).read_text(), f"{f} differs from the committed one"
