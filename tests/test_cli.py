@@ -43,10 +43,10 @@ def test_tiny_compare_writes_a_table_and_resumes(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     out = tmp_path/'runs'/'compare'
     rows = list(csv.DictReader(open(out/'results.csv')))
-    assert [x['arm'] for x in rows] == ['similarity', 'random', 'net2net', 'firefly', 'static-initial', 'static-final']
+    assert [x['arm'] for x in rows] == ['similarity', 'random', 'net2net', 'firefly', 'static-initial', 'static-final', 'static-matched']
     assert '| similarity | 1 |' in (out/'table.md').read_text()
     r2 = run('gdnn-compare', *args, cwd=tmp_path)
-    assert r2.stdout.count('done before, skipped') == 6
+    assert r2.stdout.count('done before, skipped') == 7
 
 
 @pytest.mark.parametrize('args, msg', [
