@@ -14,8 +14,13 @@ STRATEGIES = ['similarity', 'random', 'net2net', 'firefly']
 def ddp(tmp_path_factory):
     "What rank 0 of the 2-process run saw (1 to 1.5 minutes on 2 busy CPU cores)"
     out = tmp_path_factory.mktemp('ddp')/'ddp.json'
-    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', str(WORKER), str(out)],
-                       capture_output=True, text=True, timeout=600)
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', str(WORKER), str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if r.returncode != 0 and 'terminate called without an active exception' in r.stderr:
+        # seen once in a CI run (a rank aborted by a C++ thread left running, SIGABRT) and not reproduced: run once more, and
+        # fail if it happens again
+        print('the 2-process run aborted (SIGABRT); running it again')
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-4000:]
     return json.loads(out.read_text())
 
