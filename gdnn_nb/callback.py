@@ -367,9 +367,24 @@ def constraint(self:GrowthCallback):
     terms = []
     for p in self.producers():
         if self.pairs == 'all': terms.append(similarity_loss(p, pairs='all', margin=self.margin))
-        elif getattr(p, 'grown_mask', None) is not None and p.grown_mask.any():
-            terms.append(similarity_loss(p, new=p.grown_mask, margin=self.margin))
+        else:
+            new = _grown(p)
+            if new is not None: terms.append(similarity_loss(p, new=new, margin=self.margin))
     return torch.stack(terms).mean() if terms else None
+
+def _grown(p):
+    ("`p`'s grown neurons as a count (growth appends them, so they are the last ones), "
+     "or its mask if they are not; None if it has none. Read once per growth: reading the mask "
+     "on every batch would make the CPU wait for the GPU")
+    m = getattr(p, 'grown_mask', None)
+    if m is None: return None
+    c = p.__dict__.get('_grown_cache')
+    # growth replaces the mask; loading weights writes into it
+    if c is None or c[0] is not m or c[1] != m._version:
+        k = int(m.sum())
+        c = (m, m._version, (k if bool(m[len(m)-k:].all()) else m) if k else None)
+        p.__dict__['_grown_cache'] = c
+    return c[2]
 
 # %% ../nbs/03_callback.ipynb #e6bb8531
 def growth_x(ev):

@@ -65,18 +65,26 @@ def sync_replicas(learn,  # a fastai Learner; every rank must call this, at the 
         for _, t in replica_tensors(learn): dist.broadcast(t, src)
 
 # %% ../nbs/03b_distributed.ipynb #8085d0bb
+# what a DDP wrapper keeps of its arguments, for a new one
+_DDP_ARGS = ('device_ids', 'output_device', 'broadcast_buffers', 'process_group',
+             'find_unused_parameters', 'gradient_as_bucket_view', 'static_graph')
+
 def rewrap(learn):  # a fastai Learner, right after its model grew (on every rank)
     ("After growth: the same tensors on every rank, no code compiled for the old shapes, "
      "and in a distributed fit a new DDP wrapper")
     sync_replicas(learn)
     # torch.compile'd
     if isinstance(getattr(learn.model, '_orig_mod', None), torch.nn.Module): torch._dynamo.reset()
-    dt, m = distributed_trainer(learn), unwrap(learn.model)
-    if dt is None or learn.model is m: return learn.model
+    dt, m, old = distributed_trainer(learn), unwrap(learn.model), learn.model
+    ddp = isinstance(old, DistributedDataParallel)  # wrapped by hand, without fastai's distrib_ctx
+    if (dt is None and not ddp) or old is m: return learn.model
     learn.model = m
     for k in ('pred', 'loss', 'loss_grad'):
         if torch.is_tensor(getattr(learn, k, None)): setattr(learn, k, getattr(learn, k).detach())
     gc.collect()
+    if dt is None:  # the old wrapper's gradient hooks sit on the parameters growth replaced
+        learn.model = DistributedDataParallel(m, **{k: getattr(old, k) for k in _DDP_ARGS})
+        return learn.model
     if '_original_forward' in vars(m): m.forward = vars(m).pop('_original_forward')
     acc = dt.accelerator
     acc._models = [x for x in acc._models if x is not m]

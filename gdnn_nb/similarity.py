@@ -163,12 +163,16 @@ def similarity_loss(
     n = len(w)
     if pairs == 'all':
         return _SimilarityLoss.apply(w, None, margin, n * (n-1)) if n > 1 else w.new_zeros(())
-    m = _new_mask(new, n, w.device)
-    k = 0 if m is None else int(m.sum())
+    # a count: the newest neurons, at the end; no mask to build, and nothing read back from a GPU
+    if type(new) is int and 0 <= new <= n: m, k = None, new
+    else:
+        m = _new_mask(new, n, w.device)
+        k = 0 if m is None else int(m.sum())
     npairs = k * (n-k) + k * (k-1) // 2
     if npairs == 0: return w.new_zeros(())
     # the new neurons to the end
-    if not m[n-k:].all(): w = w[torch.cat([(~m).nonzero()[:, 0], m.nonzero()[:, 0]])]
+    if m is not None and not m[n-k:].all():
+        w = w[torch.cat([(~m).nonzero()[:, 0], m.nonzero()[:, 0]])]
     return _SimilarityLoss.apply(w, n-k, margin, npairs)
 
 # %% ../nbs/00_similarity.ipynb #f3121a26

@@ -88,6 +88,7 @@ def _jsonable(o):
 def _check_fits(model, dls, model_name, data):
     "ValueError in one line when `model` cannot take a batch of `dls`, before any training"
     xb = dls.valid.one_batch()[0][:2]
+    xb = xb.to(next(model.parameters()).device)  # the data may be on the GPU, the model not yet
     was = model.training
     try:
         model.eval()

@@ -65,3 +65,28 @@ def test_sync_batchnorm_counts_as_a_norm_layer():
     m = nn.SyncBatchNorm.convert_sync_batchnorm(vgg(11, 4))
     gs = growable_groups(m)
     assert gs and all(g.norm is not None for g in gs), "growable_groups does not see SyncBatchNorm as a norm: add nn.SyncBatchNorm to NORMS"
+
+
+def test_ddp_wrapped_by_hand_gets_a_new_wrapper_after_growth():
+    """A model the user wrapped in DDP without fastai's distrib_ctx (one process, gloo): the old wrapper's gradient
+    hooks sit on the parameters growth replaced, so growth mid-epoch must wrap the grown module again"""
+    import socket
+    import torch, torch.distributed as dist
+    from fastai.learner import Learner
+    from fastai.losses import CrossEntropyLossFlat
+    import fastai.callback.schedule  # fit_one_cycle
+    from gdnn_nb.callback import GrowthCallback
+    from gdnn_nb.data import shapes_dls
+    from gdnn_nb.models import vgg, widths
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        dls = shapes_dls(n_train=128, n_test=32, bs=32, device='cpu')
+        first = nn.parallel.DistributedDataParallel(vgg(11, 4))
+        learn = Learner(dls, first, loss_func=CrossEntropyLossFlat(), cbs=GrowthCallback(at=[0.3, 0.6], by=0.5))
+        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(3, 1e-2)
+        assert isinstance(learn.model, nn.parallel.DistributedDataParallel) and learn.model is not first
+        assert len(learn.growth.history) == 2 and widths(learn.model.module)['features.0'] == 9
+        assert torch.isfinite(torch.stack(learn.recorder.losses)).all() and len(learn.recorder.losses) == 12
+    finally: dist.destroy_process_group()
