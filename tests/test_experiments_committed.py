@@ -15,18 +15,25 @@ EXP = ROOT/'nbs'/'experiments'/'cifar10-subset'
 N = len(train.finished_seeds(EXP))
 ARGV = ['--data', '../shared/data/cifar10_subset.npz', '--model', 'vgg11', '--width', '16', '--final-width', '32', '--epochs', '20',
         '--seeds', str(N), '--device', 'cpu']
+# the paper preset, run on a GPU with the subset (2 seeds, 10 epochs between growth steps); the device is not a setting
+# that must match, so the tables re-render here on the CPU
+PAPER = ROOT/'nbs'/'experiments'/'paper-preset-subset'
+PAPER_ARGV = ['--preset', 'paper', '--round-epochs', '10', '--seeds', '2', '--data', '../shared/data/cifar10_subset.npz',
+              '--fp16', '--device', 'cpu']
 
 
-def test_compare_rerenders_the_committed_results_without_training(tmp_path, monkeypatch, capsys):
-    assert train.finished_seeds(EXP) == list(range(N)) and N >= 2, f"finished seeds: {train.finished_seeds(EXP)}"
-    shutil.copytree(EXP/'runs', tmp_path/'runs', ignore=shutil.ignore_patterns('*.pth'))
+@pytest.mark.parametrize('exp,argv', [(EXP, ARGV), (PAPER, PAPER_ARGV)], ids=['cpu-experiment', 'paper-preset'])
+def test_compare_rerenders_the_committed_results_without_training(exp, argv, tmp_path, monkeypatch, capsys):
+    n = int(argv[argv.index('--seeds') + 1])
+    assert train.finished_seeds(exp) == list(range(n)) and n >= 2, f"finished seeds: {train.finished_seeds(exp)}"
+    shutil.copytree(exp/'runs', tmp_path/'runs', ignore=shutil.ignore_patterns('*.pth'))
     def no_training(*args, **kw): raise AssertionError(f"gdnn-compare started a run that is committed: {args}")
     monkeypatch.setattr(train, 'get_dls', no_training)  # the first thing a run does
-    train.compare_main(ARGV + ['--out', str(tmp_path)])
+    train.compare_main(argv + ['--out', str(tmp_path)])
     for f in ('results.csv', 'table.md', 'paired.md'):
-        assert (tmp_path/f).read_text() == (EXP/f).read_text(), f"{f} differs from the committed one"
+        assert (tmp_path/f).read_text() == (exp/f).read_text(), f"{f} differs from the committed one"
     assert (tmp_path/'compare.png').stat().st_size > 10_000
-    assert capsys.readouterr().out.count('done before, skipped') == N * len(train.ARMS)
+    assert capsys.readouterr().out.count('done before, skipped') == n * len(train.ARMS)
 
 
 def test_a_run_with_other_settings_is_refused_before_training(tmp_path, capsys):
