@@ -83,7 +83,8 @@ def rewrap(learn):  # a fastai Learner, right after its model grew (on every ran
         if torch.is_tensor(getattr(learn, k, None)): setattr(learn, k, getattr(learn, k).detach())
     gc.collect()
     if dt is None:  # the old wrapper's gradient hooks sit on the parameters growth replaced
-        learn.model = DistributedDataParallel(m, **{k: getattr(old, k) for k in _DDP_ARGS})
+        learn.model = DistributedDataParallel(m, bucket_cap_mb=old.bucket_bytes_cap / 2**20,
+                                              **{k: getattr(old, k) for k in _DDP_ARGS})
         return learn.model
     if '_original_forward' in vars(m): m.forward = vars(m).pop('_original_forward')
     acc = dt.accelerator

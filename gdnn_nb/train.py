@@ -27,7 +27,7 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.torch_core import default_device, num_distrib
 import fastai.distributed  # Learner.distrib_ctx
 from .distributed import rank0, unwrap
-from .callback import GrowthCallback, growth_x
+from .callback import GrowthCallback, growth_x, _growth_key
 from .data import shapes_dls, cifar_dls
 from .grow import growable_groups
 from .models import vgg, resnet, count_params, count_flops
@@ -65,10 +65,10 @@ class TrainFlops(Callback):
     def before_fit(self): self.flops, self.images, self._n, self._fwd = 0, 0, None, 0
     def after_batch(self):
         if not self.training: return
-        m = unwrap(self.learn.model)
-        n = count_params(m)
+        n = _growth_key(self.learn)
         # after a growth step
-        if n != self._n: self._n, self._fwd = n, count_flops(m, tuple(self.x.shape[1:]))
+        if n != self._n: self._n, self._fwd = n, count_flops(unwrap(self.learn.model),
+                                                              tuple(self.x.shape[1:]))
         self.flops += 3 * self._fwd * len(self.x)  # forward, and a backward pass twice its cost
         self.images += len(self.x)
 

@@ -1,5 +1,5 @@
 "Shared fixtures: a headless Chromium driven by Selenium, and a folder for screenshots."
-import os, shutil
+import os, shutil, socket
 from pathlib import Path
 
 import pytest
@@ -7,6 +7,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = Path(os.environ.get('GDNN_SCREENSHOTS', ROOT/'tests'/'screenshots'))
 CHROMIUM, DRIVER = shutil.which('chromium') or '/usr/bin/chromium', shutil.which('chromedriver') or '/usr/bin/chromedriver'
+
+
+
+def free_port():
+    "A free TCP port on this machine, for a process group's rendezvous"
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -75,7 +83,6 @@ def fastai_cifar_home(tmp_path, monkeypatch, request):
     `make_cifar_home`). By default 50 training and 10 test images a class (600 PNGs, a few seconds to build);
     `@pytest.mark.parametrize('fastai_cifar_home', [None], indirect=True)` takes the whole subset (6,102 PNGs), and
     `[(n_train, n_test)]` other numbers a class. Skipped when the subset is missing."""
-    import socket
     from fastai.data.external import fastai_cfg
     home = tmp_path/'home'
     monkeypatch.setenv('HOME', str(home))

@@ -70,7 +70,6 @@ def test_sync_batchnorm_counts_as_a_norm_layer():
 def test_ddp_wrapped_by_hand_gets_a_new_wrapper_after_growth():
     """A model the user wrapped in DDP without fastai's distrib_ctx (one process, gloo): the old wrapper's gradient
     hooks sit on the parameters growth replaced, so growth mid-epoch must wrap the grown module again"""
-    import socket
     import torch, torch.distributed as dist
     from fastai.learner import Learner
     from fastai.losses import CrossEntropyLossFlat
@@ -78,8 +77,8 @@ def test_ddp_wrapped_by_hand_gets_a_new_wrapper_after_growth():
     from gdnn_nb.callback import GrowthCallback
     from gdnn_nb.data import shapes_dls
     from gdnn_nb.models import vgg, widths
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
-    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=0, world_size=1)
+    from conftest import free_port
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{free_port()}', rank=0, world_size=1)
     try:
         torch.manual_seed(0)
         dls = shapes_dls(n_train=128, n_test=32, bs=32, device='cpu')

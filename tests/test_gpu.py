@@ -2,8 +2,6 @@
 default backend (inductor), SyncBatchNorm under DistributedDataParallel (one process, NCCL), and `train_run`, the
 function behind gdnn-train and gdnn-compare, with its data on the GPU. Skipped without a GPU: CI has none; a machine
 with one runs `pytest tests/test_gpu.py`."""
-import socket
-
 import pytest
 import torch
 import torch.nn as nn
@@ -17,6 +15,7 @@ from gdnn_nb.callback import GrowthCallback
 from gdnn_nb.data import shapes_dls
 from gdnn_nb.grow import _opt_state
 from gdnn_nb.models import vgg, resnet, widths
+from conftest import free_port
 from test_growth_points import Probe, ProbeAfter, N_ITER
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
@@ -79,17 +78,12 @@ def test_compiled_by_inductor_keeps_training_after_growth():
     with torch.no_grad(): assert torch.allclose(learn.model(x), learn.model._orig_mod(x), atol=2e-3)  # float reordering in fused kernels; stale weights would be far off
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
-
 def test_sync_batchnorm_under_ddp_grows_mid_epoch():
     """SyncBatchNorm (what fastai's distrib_ctx makes of BatchNorm2d) in a model wrapped in DDP over NCCL: growth
     mid-epoch widens each SyncBatchNorm with its conv and rewraps the model. One GPU, so one process: the statistics
     are not synchronised across GPUs here (that needs two), and fastai's distrib_ctx leaves a 1-process model
     unwrapped, so the model is wrapped by hand"""
-    dist.init_process_group('nccl', init_method=f'tcp://127.0.0.1:{_free_port()}', rank=0, world_size=1)
+    dist.init_process_group('nccl', init_method=f'tcp://127.0.0.1:{free_port()}', rank=0, world_size=1)
     try:
         torch.manual_seed(0)
         dls = shapes_dls(n_train=32 * N_ITER, n_test=32, bs=32, device='cuda')
