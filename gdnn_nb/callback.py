@@ -16,7 +16,7 @@ from fastai.callback.core import Callback
 from fastai.learner import Learner, ValueMetric
 import fastai.callback.schedule  # Learner.fit_one_cycle and Learner.fine_tune
 from fastcore.basics import patch
-from .similarity import similarity_loss, similarity_stats
+from .similarity import SimilarityConstraint, similarity_loss, similarity_stats
 from .grow import (STRATEGIES, GrowthWarning, feeds, growable_groups, grow, grow_model,
                           growth_count, out_width, resize_opt_state, _resolve)
 from .models import count_params
@@ -363,14 +363,12 @@ def after_epoch(self:GrowthCallback):
 @patch
 def constraint(self:GrowthCallback):
     ("The similarity constraint (without `sim_weight`): mean over growing layers with selected "
-     "pairs; None when there are none")
-    terms = []
-    for p in self.producers():
-        if self.pairs == 'all': terms.append(similarity_loss(p, pairs='all', margin=self.margin))
-        else:
-            new = _grown(p)
-            if new is not None: terms.append(similarity_loss(p, new=new, margin=self.margin))
-    return torch.stack(terms).mean() if terms else None
+     "pairs; None when there are none. One `SimilarityConstraint` call: a CUDA graph on a GPU")
+    sc = getattr(self, '_sc', None)
+    if sc is None or (sc.pairs, sc.margin) != (self.pairs, self.margin):
+        sc = self._sc = SimilarityConstraint(self.pairs, self.margin)
+    ps = self.producers()
+    return sc(ps, None if self.pairs == 'all' else [_grown(p) for p in ps])
 
 def _grown(p):
     ("`p`'s grown neurons as a count (growth appends them, so they are the last ones), "

@@ -6,13 +6,15 @@ Docs: https://gdnn-nb.github.io/gdnn_nb/similarity.html.md"""
 
 # %% auto #0
 __all__ = ['EPS', 'neuron_weights', 'normalized_neurons', 'similarity_matrix', 'similarity_values', 'similarity_stats',
-           'similarity_loss', 'similarity_hist', 'plot_similarity']
+           'similarity_loss', 'SimilarityConstraint', 'similarity_hist', 'plot_similarity']
 
 # %% ../nbs/00_similarity.ipynb #b3a6bc5e
+import warnings
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 import matplotlib.pyplot as plt
+from fastcore.basics import patch
 
 # %% ../nbs/00_similarity.ipynb #9ecd17fb
 EPS = 1e-8
@@ -96,54 +98,63 @@ def _penalty_root(C, margin):
     "`relu(|C| - margin)`: the penalty is its square"
     return C.abs() if margin == 0 else (C.abs() - margin).clamp_min_(0)
 
-class _SimilarityLoss(torch.autograd.Function):
+def _sim_forward(w, a, margin, npairs):
     ("The constraint on the pairs of rows `a:` of `w` with all rows (`a=None`: every pair), "
-     "its backward written out")
+     "and the tensors its gradient needs")
+    nrm = torch.linalg.vector_norm(w, dim=1)
+    inv = nrm.clamp_min(EPS).reciprocal_()
+    rows = slice(None) if a is None else slice(a, None)
+    C = (w[rows] @ w.T).mul_(inv[rows, None]).mul_(inv)
+    t = _penalty_root(C, margin)
+    sq = torch.dot(t.view(-1), t.view(-1))
+    if a is None: loss = (sq - t.diagonal().square().sum()) / npairs
+    else:
+        # the new-new pairs sit twice in the new rows, and each new neuron once with itself
+        tn = t[:, a:]
+        loss = (sq - 0.5 * tn.square().sum() - 0.5 * tn.diagonal().square().sum()) / npairs
+    return loss, (w, nrm, inv, C)
+
+def _sim_backward(saved, a, margin, npairs, grad):
+    "The gradient of `_sim_forward`'s loss for `w`, times `grad`, written out"
+    w, nrm, inv, C = saved
+    s = 2 * grad / npairs
+    # dL/dC
+    P = C.mul(s) if margin == 0 else _penalty_root(C, margin).copysign_(C).mul_(s)
+    # b_i / r_i^2 on the diagonal of S; none below eps
+    norms_share = lambda b: -b * inv * inv * (nrm >= EPS)
+    if a is None:
+        P.diagonal().zero_()
+        b = (P * C).sum(1)
+        S = P.mul_(inv[:, None]).mul_(inv)
+        S.diagonal().copy_(norms_share(b))
+        return S.mul_(2) @ w
+    P[:, a:].mul_(0.5).diagonal().zero_()
+    PC = P * C
+    b = PC.sum(0)
+    b[a:] += PC.sum(1)
+    d = norms_share(b)
+    S = P.mul_(inv[a:, None]).mul_(inv)
+    S[:, a:].mul_(2).diagonal().add_(d[a:])
+    g = torch.empty_like(w)
+    torch.mm(S[:, :a].T, w[a:], out=g[:a])                # old rows
+    torch.mm(S[:, a:], w[a:], out=g[a:])                  # new rows
+    g[a:].addmm_(S[:, :a], w[:a])
+    g[:a].addcmul_(w[:a], d[:a, None])
+    return g
+
+class _SimilarityLoss(torch.autograd.Function):
+    "`_sim_forward`, with `_sim_backward` as its backward"
     @staticmethod
     def forward(ctx, w, a, margin, npairs):
-        nrm = torch.linalg.vector_norm(w, dim=1)
-        inv = nrm.clamp_min(EPS).reciprocal_()
-        rows = slice(None) if a is None else slice(a, None)
-        C = (w[rows] @ w.T).mul_(inv[rows, None]).mul_(inv)
-        t = _penalty_root(C, margin)
-        sq = torch.dot(t.view(-1), t.view(-1))
-        if a is None: loss = (sq - t.diagonal().square().sum()) / npairs
-        else:
-            # the new-new pairs sit twice in the new rows, and each new neuron once with itself
-            tn = t[:, a:]
-            loss = (sq - 0.5 * tn.square().sum() - 0.5 * tn.diagonal().square().sum()) / npairs
-        ctx.save_for_backward(w, nrm, inv, C)
+        loss, saved = _sim_forward(w, a, margin, npairs)
+        ctx.save_for_backward(*saved)
         ctx.a, ctx.margin, ctx.npairs = a, margin, npairs
         return loss
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        w, nrm, inv, C = ctx.saved_tensors
-        a, s = ctx.a, 2 * grad / ctx.npairs
-        # dL/dC
-        P = C.mul(s) if ctx.margin == 0 else _penalty_root(C, ctx.margin).copysign_(C).mul_(s)
-        # b_i / r_i^2 on the diagonal of S; none below eps
-        norms_share = lambda b: -b * inv * inv * (nrm >= EPS)
-        if a is None:
-            P.diagonal().zero_()
-            b = (P * C).sum(1)
-            S = P.mul_(inv[:, None]).mul_(inv)
-            S.diagonal().copy_(norms_share(b))
-            return S.mul_(2) @ w, None, None, None
-        P[:, a:].mul_(0.5).diagonal().zero_()
-        PC = P * C
-        b = PC.sum(0)
-        b[a:] += PC.sum(1)
-        d = norms_share(b)
-        S = P.mul_(inv[a:, None]).mul_(inv)
-        S[:, a:].mul_(2).diagonal().add_(d[a:])
-        g = torch.empty_like(w)
-        torch.mm(S[:, :a].T, w[a:], out=g[:a])                # old rows
-        torch.mm(S[:, a:], w[a:], out=g[a:])                  # new rows
-        g[a:].addmm_(S[:, :a], w[:a])
-        g[:a].addcmul_(w[:a], d[:a, None])
-        return g, None, None, None
+        return _sim_backward(ctx.saved_tensors, ctx.a, ctx.margin, ctx.npairs, grad), None, None, None
 
 # %% ../nbs/00_similarity.ipynb #abf6fed2
 def similarity_loss(
@@ -174,6 +185,207 @@ def similarity_loss(
     if m is not None and not m[n-k:].all():
         w = w[torch.cat([(~m).nonzero()[:, 0], m.nonzero()[:, 0]])]
     return _SimilarityLoss.apply(w, n-k, margin, npairs)
+
+# %% ../nbs/00_similarity.ipynb #b292768b
+class _Fused(torch.autograd.Function):
+    "Loss of `sc` over `ws`, with the gradients `sc` computed alongside as its backward"
+    @staticmethod
+    def forward(ctx, sc, specs, *ws):
+        loss, grads, token = sc._run(ws, specs)
+        ctx.sc, ctx.grads, ctx.token = sc, grads, token
+        ctx.shapes = [(w.shape, w.dtype) for w in ws]
+        return loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        if ctx.token is not None and ctx.token != ctx.sc.replays:
+            raise RuntimeError("SimilarityConstraint: it was called again before the backward of an "
+                               "earlier loss, whose gradients its CUDA graph has overwritten; call "
+                               "backward first, or create it with graph=False")
+        return (None, None, *[(g * grad).reshape(s).to(dt) for g, (s, dt) in zip(ctx.grads, ctx.shapes)])
+
+def _rows(w, perm, dtype):
+    "The neurons of weight `w` as rows in `dtype`, the new ones last by `perm` (None: they are)"
+    v = w.detach().reshape(len(w), -1).to(dtype)
+    return v if perm is None else v.index_select(0, perm)
+
+def _unpermute(g, perm):
+    "Rows of gradient `g` back in the order of the weight"
+    return g if perm is None else torch.empty_like(g).index_copy_(0, perm, g)
+
+def _loss_and_grads(ws, specs, margin):
+    "The mean constraint over `ws` and its gradient for each (as `[n, d]`), layer by layer, without autograd"
+    total, grads = 0., []
+    for w, (a, npairs, perm) in zip(ws, specs):
+        v = _rows(w, perm, torch.promote_types(w.dtype, torch.float32))
+        loss, saved = _sim_forward(v, a, margin, npairs)
+        grads.append(_unpermute(_sim_backward(saved, a, margin, npairs, 1 / len(ws)), perm))
+        total = total + loss
+    return total / len(ws), grads
+
+# %% ../nbs/00_similarity.ipynb #b4c7e1a2
+def _batch_plan(ws, specs):
+    ("Buckets of layers to zero-pad into one batch of products each (the padding at most doubles "
+     "their memory), each with the weight of every pair in the mean")
+    L, dt = len(ws), torch.promote_types(ws[0].dtype, torch.float32)
+    for w in ws: dt = torch.promote_types(dt, w.dtype)
+    shapes = [(len(w), w[0].numel()) for w in ws]
+    size = lambda n, d: n * d + n * n
+    buckets = []
+    for i in sorted(range(L), key=lambda i: -size(*shapes[i])):
+        n, d = shapes[i]
+        for b in buckets:
+            bn, bd = max(b['n'], n), max(b['d'], d)
+            if (len(b['idx']) + 1) * size(bn, bd) <= 2 * (b['size'] + size(n, d)):
+                b['idx'].append(i); b['n'], b['d'] = bn, bd; b['size'] += size(n, d)
+                break
+        else: buckets.append(dict(idx=[i], n=n, d=d, size=size(n, d)))
+    for b in buckets:
+        r = torch.arange(b['n'], device=ws[0].device)
+        b['M'] = torch.zeros(len(b['idx']), b['n'], b['n'], dtype=dt, device=ws[0].device)
+        for j, i in enumerate(b['idx']):
+            (n, _), (a, _, _) = shapes[i], specs[i]
+            k = n if a is None else n - a
+            valid, new = r < n, (r < n) & (r >= n - k)
+            m = valid[:, None] & valid[None, :] & (new[:, None] | new[None, :])
+            m.fill_diagonal_(False)
+            # each pair sits twice in the square; the mean over its layer's pairs, then over layers
+            b['M'][j] = m.to(dt) / (2 * L * (k * (n-k) + k * (k-1) // 2))
+    return buckets
+
+def _batched_loss_and_grads(ws, specs, margin, plan):
+    ("The mean constraint over `ws` and its gradient for each, the layers of a bucket of `plan` "
+     "zero-padded into one batch: a few larger kernels, for a GPU")
+    total, grads = 0., [None] * len(ws)
+    for b in plan:
+        vs = [_rows(ws[i], specs[i][2], b['M'].dtype) for i in b['idx']]
+        if len(vs) == 1: W = vs[0][None]
+        else:
+            W = vs[0].new_zeros(len(vs), b['n'], b['d'])
+            for j, v in enumerate(vs): W[j, :v.shape[0], :v.shape[1]] = v
+        nrm = torch.linalg.vector_norm(W, dim=2)
+        inv = nrm.clamp_min(EPS).reciprocal_()
+        C = torch.bmm(W, W.transpose(1, 2)).mul_(inv[:, :, None]).mul_(inv[:, None, :])
+        t = _penalty_root(C, margin)
+        tM = t * b['M']
+        total = total + torch.dot(tM.view(-1), t.view(-1))
+        # dL/dC, twice (w_i sits in row i and in column i); the norms' share on the diagonal of S
+        P = tM.copysign_(C).mul_(4)
+        share = (P * C).sum(2).mul_(inv).mul_(inv).mul_(nrm >= EPS)
+        S = P.mul_(inv[:, :, None]).mul_(inv[:, None, :])
+        S.diagonal(dim1=1, dim2=2).sub_(share)
+        G = torch.bmm(S, W)
+        for j, (i, v) in enumerate(zip(b['idx'], vs)):
+            grads[i] = _unpermute(G[j, :v.shape[0], :v.shape[1]], specs[i][2])
+    return total, grads
+
+# %% ../nbs/00_similarity.ipynb #38c1ec87
+class SimilarityConstraint:
+    ("The mean of `similarity_loss` over several layers in one call, each gradient computed with "
+     "its loss; on a CUDA GPU, captured as a CUDA graph and replayed until a weight moves")
+    def __init__(self,
+        pairs="new",  # 'new': pairs with at least one new neuron; 'all': every pair
+        margin=0.0,   # |cos| up to `margin` costs nothing
+        graph=True,   # on a CUDA GPU, replay a CUDA graph; False: launch every kernel on each call
+        batched=None, # zero-pad layers into batches of products (fewer, larger kernels); None: on a GPU
+    ):
+        if pairs not in ('new', 'all'):
+            raise ValueError(f"SimilarityConstraint: pairs={pairs!r}; use 'new' (pairs with a "
+                             "grown neuron) or 'all' (every pair)")
+        if not 0 <= margin < 1:
+            raise ValueError(f"SimilarityConstraint: margin={margin}; use a value in [0, 1)")
+        self.pairs, self.margin, self.graph, self.batched = pairs, margin, graph, batched
+        # how many graphs were captured and replayed; why capturing failed, if it did
+        self.captures, self.replays, self.graph_error = 0, 0, None
+        self._masks, self._key, self._g, self._plan_key = {}, None, None, None
+
+    # a CUDA graph cannot be pickled or copied: a copy captures its own
+    def __getstate__(self):
+        return {**self.__dict__, '_key': None, '_g': None, '_out': None, '_keep': None,
+                '_plan_key': None, '_plan': None}
+
+    def __call__(self,
+        layers,    # Conv2d or Linear layers, or weight tensors
+        new=None,  # with pairs='new': for each layer, None, the count of its newest neurons or a mask
+    ):
+        "The mean over those of `layers` that have a selected pair; None when none has one"
+        layers = list(layers)
+        if self.pairs == 'new':
+            news = [None] * len(layers) if new is None else list(new)
+            if len(news) != len(layers):
+                raise ValueError(f"SimilarityConstraint: {len(news)} entries in new for "
+                                 f"{len(layers)} layers; give one per layer (None: no new neurons)")
+        ws, specs = [], []
+        for i, x in enumerate(layers):
+            n = len(neuron_weights(x))
+            if self.pairs == 'all': a, perm, npairs = None, None, n * (n-1)
+            else:
+                k, perm = self._count(news[i], n, _weight_of(x)[0].device)
+                a, npairs = n - k, k * (n-k) + k * (k-1) // 2
+            if npairs: ws.append(_weight_of(x)[0]); specs.append((a, npairs, perm))
+        return _Fused.apply(self, specs, *ws) if ws else None
+
+    def _count(self, new, n, device):
+        "`new` as (count of new neurons, permutation putting them last or None); masks read once"
+        if type(new) is int and 0 <= new <= n: return new, None
+        if not isinstance(new, Tensor): m = _new_mask(new, n, device)
+        else:
+            c = self._masks.get(id(new))
+            if c is not None and c[0] is new and c[1] == new._version: return c[2]
+            m = _new_mask(new, n, device)
+        if m is None: return 0, None
+        k = int(m.sum())
+        perm = None if bool(m[n-k:].all()) else torch.cat([(~m).nonzero()[:, 0], m.nonzero()[:, 0]])
+        if isinstance(new, Tensor): self._masks[id(new)] = (new, new._version, (k, perm))
+        return k, perm
+
+# %% ../nbs/00_similarity.ipynb #436f1fb4
+@patch
+def _run(self:SimilarityConstraint, ws, specs):
+    "The loss and gradients over `ws`, and the replay count (None without a graph)"
+    graph = self.graph and ws[0].is_cuda
+    batched = ws[0].is_cuda if self.batched is None else self.batched
+    key = (tuple((w.data_ptr(), w.shape, w.stride(), w.dtype, w.device) for w in ws),
+           tuple((a, npairs, None if p is None else p.data_ptr()) for a, npairs, p in specs))
+    if batched and key != self._plan_key: self._plan, self._plan_key = _batch_plan(ws, specs), key
+    plan = self._plan if batched else None
+    def run():
+        # in float32 also under autocast, which a CUDA graph would otherwise capture
+        with torch.autocast(ws[0].device.type, enabled=False):
+            if batched: return _batched_loss_and_grads(ws, specs, self.margin, plan)
+            return _loss_and_grads(ws, specs, self.margin)
+    if not graph:
+        loss, grads = run()
+        return loss, grads, None
+    if key != self._key:
+        self._g = self._key = self._out = self._keep = None
+        try: g, out = _capture(run, ws[0].device)
+        except Exception as e:
+            # unlikely, but a slower step is better than a failed fit
+            self.graph, self.graph_error = False, f"{type(e).__name__}: {e}"
+            warnings.warn(f"SimilarityConstraint: capturing a CUDA graph failed ({self.graph_error}); "
+                          "running without one")
+            loss, grads = run()
+            return loss, grads, None
+        # the inputs stay alive, so their memory cannot be handed to another tensor
+        self._g, self._out, self._key, self._keep = g, out, key, (ws, specs, plan)
+        self.captures += 1
+    self._g.replay()
+    self.replays += 1
+    return self._out[0].clone(), self._out[1], self.replays
+
+def _capture(run, device):
+    "A CUDA graph of `run` on `device`, and its outputs, after two warm-up runs on a side stream"
+    with torch.cuda.device(device), torch.no_grad():
+        s, cur = torch.cuda.Stream(), torch.cuda.current_stream()
+        s.wait_stream(cur)
+        with torch.cuda.stream(s):
+            for _ in range(2): run()
+        cur.wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g, capture_error_mode='thread_local'): out = run()
+    return g, out
 
 # %% ../nbs/00_similarity.ipynb #f3121a26
 @torch.no_grad()

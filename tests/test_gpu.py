@@ -13,7 +13,8 @@ import fastai.callback.schedule, fastai.callback.fp16  # fit_one_cycle; to_fp16
 
 from gdnn_nb.callback import GrowthCallback
 from gdnn_nb.data import shapes_dls
-from gdnn_nb.grow import _opt_state
+from gdnn_nb.grow import _opt_state, grow_model, growable_groups
+from gdnn_nb.similarity import SimilarityConstraint
 from gdnn_nb.models import vgg, resnet, widths
 from conftest import free_port
 from test_growth_points import Probe, ProbeAfter, N_ITER
@@ -54,6 +55,8 @@ def check_trained(learn, w0, n_events):
         for v in state.get(p, {}).values():
             if torch.is_tensor(v) and v.ndim: assert v.shape == p.shape and v.is_cuda
     assert torch.isfinite(torch.stack(learn.recorder.losses[-N_ITER:])).all()
+    sc = learn.growth._sc  # the constraint ran as a CUDA graph, recaptured after each growth step
+    assert sc.graph_error is None and 1 <= sc.captures and sc.replays > sc.captures, vars(sc)
 
 
 @pytest.mark.parametrize('model', ['vgg', 'resnet'])
@@ -95,6 +98,8 @@ def test_sync_batchnorm_under_ddp_grows_mid_epoch():
         assert isinstance(learn.model, nn.parallel.DistributedDataParallel)
         m = learn.model.module
         assert len(learn.growth.history) == 2 and widths(m) != w0
+        sc = learn.growth._sc
+        assert sc.graph_error is None and sc.captures >= 1 and sc.replays > sc.captures, vars(sc)
         assert torch.isfinite(torch.stack(learn.recorder.losses[-N_ITER:])).all()
         bns = [b for b in m.modules() if isinstance(b, nn.SyncBatchNorm)]
         convs = [c for c in m.modules() if isinstance(c, nn.Conv2d)]
@@ -111,3 +116,64 @@ def test_train_run_on_the_gpu_with_fp16():
                             n_train=256, n_test=64, bs=64, progress=False)
     assert len(learn.growth.history) == 1 and s['train_flops'] > 0 and 0 <= s['accuracy'] <= 1
     assert next(learn.model.parameters()).is_cuda
+
+
+def constraint_and_grads(sc, model, pairs):
+    from gdnn_nb.callback import _grown
+    ps = [model.get_submodule(g.producer) for g in growable_groups(model)]
+    for p in ps: p.weight.grad = None
+    loss = sc(ps, None if pairs == 'all' else [_grown(p) for p in ps])
+    loss.backward()
+    return loss.detach(), [p.weight.grad.clone() for p in ps]
+
+@pytest.mark.parametrize('pairs', ['all', 'new'])
+def test_constraint_graph_replays_what_eager_computes(pairs):
+    """SimilarityConstraint on the GPU (the default; a CUDA graph of the layers one by one, and of the layers
+    zero-padded into batches; the batches without a graph): values and gradients equal those computed layer by layer without a
+    graph; the optimiser's in-place updates are seen by the replay; growth (new weight tensors) makes it capture a new
+    graph; a second call before the first loss's backward is an error, not wrong gradients"""
+    torch.manual_seed(0)
+    model = vgg(11, 8)
+    grow_model(model, 1.0, 'random')
+    model = model.cuda()
+    eager = SimilarityConstraint(pairs, graph=False, batched=False)
+    scs = [SimilarityConstraint(pairs), SimilarityConstraint(pairs, batched=False), SimilarityConstraint(pairs, graph=False, batched=True),
+           SimilarityConstraint(pairs, batched=True)]
+    def check():
+        l0, g0 = constraint_and_grads(eager, model, pairs)
+        for sc in scs:
+            l, g = constraint_and_grads(sc, model, pairs)
+            torch.testing.assert_close(l, l0, rtol=1e-5, atol=1e-7)
+            for a, b in zip(g, g0): torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
+        return l0
+    l1 = check()
+    with torch.no_grad():
+        for p in model.parameters(): p.add_(0.3 * torch.randn_like(p) * p.std())  # as an optimiser step: in place
+    assert not torch.allclose(check(), l1)
+    sc = scs[0]
+    assert (sc.captures, sc.replays) == (1, 2) and sc.graph_error is None
+    grow_model(model, 0.5, 'random')
+    check()
+    assert (sc.captures, sc.replays) == (2, 3) and scs[1].captures == 2 and scs[2].replays == 0
+    ps = [model.get_submodule(g.producer) for g in growable_groups(model)]
+    first = sc(ps, None if pairs == 'all' else [int(p.grown_mask.sum()) for p in ps])
+    sc(ps, None if pairs == 'all' else [int(p.grown_mask.sum()) for p in ps])
+    with pytest.raises(RuntimeError, match='called again before the backward'): first.backward()
+
+
+def test_constraint_graph_in_fp16_fit_equals_eager_fit():
+    "Two fp16 fits from one seed, growing mid-epoch: with the graph and without it, the same weights at the end"
+    res, det = [], torch.backends.cudnn.deterministic
+    torch.backends.cudnn.deterministic = True  # the two fits may differ by the graph alone
+    for graph in (True, False):
+        torch.manual_seed(0)
+        dls = shapes_dls(n_train=32 * N_ITER, n_test=32, bs=32, device='cuda')
+        learn = Learner(dls, vgg(11, 4).cuda(), loss_func=CrossEntropyLossFlat(),
+                        cbs=GrowthCallback(at=[0.3], by=0.5, strategy='random', pairs='all', sim_weight=1.0))
+        learn.growth._sc = SimilarityConstraint('all', graph=graph)
+        learn.to_fp16()
+        with learn.no_bar(), learn.no_logging(): learn.fit(2, 1e-2)
+        assert learn.growth._sc.replays == (2 * N_ITER if graph else 0)
+        res.append([p.detach().clone() for p in learn.model.parameters()])
+    torch.backends.cudnn.deterministic = det
+    for a, b in zip(*res): torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)

@@ -82,3 +82,24 @@ def test_no_pairs_no_gradient_work():
         l = similarity_loss(w, new, pairs)
         assert l.item() == 0 and not l.requires_grad
     assert similarity_loss(torch.randn(1, 9, requires_grad=True), pairs='all').item() == 0
+
+
+@pytest.mark.parametrize('batched', [False, True])
+@pytest.mark.parametrize('margin', [0.0, 0.2])
+@pytest.mark.parametrize('pairs', ['new', 'all'])
+def test_constraint_over_layers_is_the_mean_of_the_plain_formula(pairs, margin, batched):
+    """SimilarityConstraint over layers of many shapes (the batched path zero-pads them into buckets) equals the mean
+    of the plain formula over the layers with a selected pair, value and gradient, with dead and tiny neurons, counts,
+    scattered masks and a layer without new neurons"""
+    from gdnn_nb.similarity import SimilarityConstraint
+    shapes = [(32, 3, 3, 3), (64, 32, 3, 3), (20, 36), (128, 64, 3, 3), (9, 6), (64, 20)]
+    ws = [weights(s, dead=i % 2 == 0, seed=i).requires_grad_() for i, s in enumerate(shapes)]
+    g = torch.Generator().manual_seed(1)
+    news = [16, torch.rand(64, generator=g) < 0.3, None, 64, 1, torch.rand(64, generator=g) < 0.5]
+    loss = SimilarityConstraint(pairs, margin, batched=batched)(ws, news)
+    loss.backward()
+    terms = [(i, value_and_grad(plain_loss, w.detach(), nw, pairs, margin)) for i, (w, nw) in enumerate(zip(ws, news))
+             if pairs == 'all' or nw is not None]
+    torch.testing.assert_close(loss.detach(), torch.stack([v for _, (v, _) in terms]).mean(), rtol=1e-9, atol=1e-12)
+    for i, (_, gr) in terms: torch.testing.assert_close(ws[i].grad, gr / len(terms), rtol=1e-7, atol=1e-12)
+    if pairs == 'new': assert ws[2].grad is None
