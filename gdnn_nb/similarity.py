@@ -311,6 +311,8 @@ class SimilarityConstraint:
     ):
         "The mean over those of `layers` that have a selected pair; None when none has one"
         layers = list(layers)
+        # masks seen before growth replaced them
+        if len(self._masks) > 4 * len(layers): self._masks.clear()
         if self.pairs == 'new':
             news = [None] * len(layers) if new is None else list(new)
             if len(news) != len(layers):
@@ -346,7 +348,8 @@ def _run(self:SimilarityConstraint, ws, specs):
     "The loss and gradients over `ws`, and the replay count (None without a graph)"
     graph = self.graph and ws[0].is_cuda
     batched = ws[0].is_cuda if self.batched is None else self.batched
-    key = (tuple((w.data_ptr(), w.shape, w.stride(), w.dtype, w.device) for w in ws),
+    key = (self.pairs, self.margin, batched,
+           tuple((w.data_ptr(), w.shape, w.stride(), w.dtype, w.device) for w in ws),
            tuple((a, npairs, None if p is None else p.data_ptr()) for a, npairs, p in specs))
     if batched and key != self._plan_key: self._plan, self._plan_key = _batch_plan(ws, specs), key
     plan = self._plan if batched else None
