@@ -152,7 +152,7 @@ def per_layer(model, pairs, f):
     return run
 
 def steps(a, device, model, flops, fl_all, fl_new, ktot):
-    print(f"\n(3) training steps (batch {a.bs}): median ms per step, {a.rounds} interleaved rounds")
+    print(f"\n(3) training steps (batch {a.bs}): median ms per step, {a.rounds} interleaved rounds of {a.inner} step(s) per variant")
     print("    the library: GrowthCallback.constraint, one SimilarityConstraint call"
           + (" replaying a CUDA graph, of the layers zero-padded into batches for 'all' and one by one for 'new' ('no graph': "
              "the same without the graph; 'batched' and 'unbatched': the graph of either kind)" if device.type == 'cuda' else '') + "; 'per layer': similarity_loss on each layer")
@@ -177,7 +177,7 @@ def steps(a, device, model, flops, fl_all, fl_new, ktot):
     label = lambda c: f"pairs='{c}'" if c in ('all', 'new') else f"'{c.split()[0]}' {' '.join(c.split()[1:])}"
     cases = {'without': step} | {label(c): (lambda c: lambda: step(c))(c) for c in cons}
     cases |= {f"'{p}' alone": (lambda p: lambda: only(p))(p) for p in ('all', 'new')}
-    raw = interleaved(cases, a.rounds, device, raw=True)
+    raw = interleaved(cases, a.rounds, device, inner=a.inner, raw=True)
     r = {k: statistics.median(v) for k, v in raw.items()}
     # overhead: median over rounds of each round's time over that round's step without the constraint
     ovs = {k: statistics.median(x / b - ('alone' not in k) for x, b in zip(v, raw['without'])) for k, v in raw.items()}
@@ -200,7 +200,8 @@ def main():
     p.add_argument('--threads', type=int, default=None, help='torch threads on the CPU (default: as torch starts)')
     p.add_argument('--width', type=int, default=32)
     p.add_argument('--bs', type=int, default=128)
-    p.add_argument('--rounds', type=int, default=12, help='interleaved rounds of training steps')
+    p.add_argument('--rounds', type=int, default=None, help='interleaved rounds of training steps (default: 12 on a CPU, 60 on a GPU, where steps take milliseconds)')
+    p.add_argument('--inner', type=int, default=None, help='steps per variant in a round (default: 1 on a CPU, 10 on a GPU)')
     p.add_argument('--kernel-rounds', type=int, default=7)
     p.add_argument('--clock', choices=('wall', 'cpu'), default='wall',
                    help="'cpu': this process's CPU time, which a busy machine disturbs less (with --threads 1 on a CPU)")
@@ -208,6 +209,9 @@ def main():
     p.add_argument('--only', choices=('kernels', 'steps'), default=None, help='run only part (2) or only part (3)')
     p.add_argument('--quick', action='store_true', help='fewer rounds: about a minute on a 2-core CPU')
     a = p.parse_args()
+    gpu = a.device.startswith('cuda')
+    a.rounds = a.rounds or (60 if gpu else 12)
+    a.inner = a.inner or (10 if gpu else 1)
     if a.quick: a.rounds, a.kernel_rounds = 5, 3
     if a.threads: torch.set_num_threads(a.threads)
     global CLOCK
