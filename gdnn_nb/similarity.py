@@ -298,18 +298,21 @@ class SimilarityConstraint:
         self.pairs, self.margin, self.graph, self.batched = pairs, margin, graph, batched
         # how many graphs were captured and replayed; why capturing failed, if it did
         self.captures, self.replays, self.graph_error = 0, 0, None
-        self._masks, self._key, self._g, self._plan_key = {}, None, None, None
+        self._masks, self._key, self._g, self._plan_key, self._streak = {}, None, None, None, 0
 
     # a CUDA graph cannot be pickled or copied: a copy captures its own
     def __getstate__(self):
         return {**self.__dict__, '_key': None, '_g': None, '_out': None, '_keep': None,
-                '_plan_key': None, '_plan': None}
+                '_plan_key': None, '_plan': None, '_masks': {}, '_streak': 0}
 
     def __call__(self,
         layers,    # Conv2d or Linear layers, or weight tensors
-        new=None,  # with pairs='new': for each layer, None, the count of its newest neurons or a mask
+        new=None,  # with pairs='new': for each layer, None, the count of its newest neurons or a mask (ignored with 'all', as by `similarity_loss`)
     ):
         "The mean over those of `layers` that have a selected pair; None when none has one"
+        if isinstance(layers, Tensor) or isinstance(getattr(layers, 'weight', None), Tensor):
+            raise ValueError(f"SimilarityConstraint: got one {type(layers).__name__}; "
+                             "pass a list of layers or weights, e.g. [conv]")
         layers = list(layers)
         # masks seen before growth replaced them
         if len(self._masks) > 4 * len(layers): self._masks.clear()
@@ -326,7 +329,15 @@ class SimilarityConstraint:
                 k, perm = self._count(news[i], n, _weight_of(x)[0].device)
                 a, npairs = n - k, k * (n-k) + k * (k-1) // 2
             if npairs: ws.append(_weight_of(x)[0]); specs.append((a, npairs, perm))
-        return _Fused.apply(self, specs, *ws) if ws else None
+        if not ws: return None
+        if len({w.device for w in ws}) > 1:
+            raise ValueError(f"SimilarityConstraint: the layers lie on "
+                             f"{', '.join(sorted({str(w.device) for w in ws}))}; "
+                             "call it once per device")
+        # nothing to backpropagate: no graph replay to overwrite what a pending backward needs
+        if not (torch.is_grad_enabled() and any(w.requires_grad for w in ws)):
+            return self._run(ws, specs, graph=False)[0]
+        return _Fused.apply(self, specs, *ws)
 
     def _count(self, new, n, device):
         "`new` as (count of new neurons, permutation putting them last or None); masks read once"
@@ -334,19 +345,19 @@ class SimilarityConstraint:
         if not isinstance(new, Tensor): m = _new_mask(new, n, device)
         else:
             c = self._masks.get(id(new))
-            if c is not None and c[0] is new and c[1] == new._version: return c[2]
+            if c is not None and c[0] is new and c[1:3] == (new._version, (n, device)): return c[3]
             m = _new_mask(new, n, device)
         if m is None: return 0, None
         k = int(m.sum())
         perm = None if bool(m[n-k:].all()) else torch.cat([(~m).nonzero()[:, 0], m.nonzero()[:, 0]])
-        if isinstance(new, Tensor): self._masks[id(new)] = (new, new._version, (k, perm))
+        if isinstance(new, Tensor): self._masks[id(new)] = (new, new._version, (n, device), (k, perm))
         return k, perm
 
 # %% ../nbs/00_similarity.ipynb #436f1fb4
 @patch
-def _run(self:SimilarityConstraint, ws, specs):
+def _run(self:SimilarityConstraint, ws, specs, graph=None):
     "The loss and gradients over `ws`, and the replay count (None without a graph)"
-    graph = self.graph and ws[0].is_cuda
+    graph = (self.graph if graph is None else graph) and _graphable(ws)
     batched = ws[0].is_cuda if self.batched is None else self.batched
     key = (self.pairs, self.margin, batched,
            tuple((w.data_ptr(), w.shape, w.stride(), w.dtype, w.device) for w in ws),
@@ -358,34 +369,53 @@ def _run(self:SimilarityConstraint, ws, specs):
         with torch.autocast(ws[0].device.type, enabled=False):
             if batched: return _batched_loss_and_grads(ws, specs, self.margin, plan)
             return _loss_and_grads(ws, specs, self.margin)
+    captured = False
+    if graph and key != self._key:
+        self._g = self._key = self._out = self._keep = None
+        if self._streak >= 3:  # weights that are new tensors on every call, say under parametrize
+            self._no_graph(f"the weights or masks were new tensors on {self._streak} calls in a row, "
+                           "so no graph could be replayed")
+            graph = False
+        else:
+            # the computation's own errors surface here, as they would without a graph
+            _warm_up(run, ws[0].device)
+            try: g, out = _capture(run, ws[0].device)
+            except RuntimeError as e:
+                self._no_graph(f"capturing a CUDA graph failed ({type(e).__name__}: {e})")
+                graph = False
+            else:
+                # the inputs stay alive, so their memory cannot be handed to another tensor
+                self._g, self._out, self._key, self._keep = g, out, key, (ws, specs, plan)
+                self.captures, self._streak, captured = self.captures + 1, self._streak + 1, True
     if not graph:
         loss, grads = run()
         return loss, grads, None
-    if key != self._key:
-        self._g = self._key = self._out = self._keep = None
-        try: g, out = _capture(run, ws[0].device)
-        except Exception as e:
-            # unlikely, but a slower step is better than a failed fit
-            self.graph, self.graph_error = False, f"{type(e).__name__}: {e}"
-            warnings.warn(f"SimilarityConstraint: capturing a CUDA graph failed ({self.graph_error}); "
-                          "running without one")
-            loss, grads = run()
-            return loss, grads, None
-        # the inputs stay alive, so their memory cannot be handed to another tensor
-        self._g, self._out, self._key, self._keep = g, out, key, (ws, specs, plan)
-        self.captures += 1
+    # a replay without a new capture: the weights stay put
+    if not captured: self._streak = 0
     self._g.replay()
     self.replays += 1
     return self._out[0].clone(), self._out[1], self.replays
 
-def _capture(run, device):
-    "A CUDA graph of `run` on `device`, and its outputs, after two warm-up runs on a side stream"
+@patch
+def _no_graph(self:SimilarityConstraint, why):
+    "Compute without a graph from now on, and say why once"
+    self.graph, self.graph_error = False, why
+    warnings.warn(f"SimilarityConstraint: {why}; running without one")
+
+def _graphable(ws): return ws[0].is_cuda
+
+def _warm_up(run, device):
+    "Two runs of `run` on a side stream, as CUDA graph capture needs"
     with torch.cuda.device(device), torch.no_grad():
         s, cur = torch.cuda.Stream(), torch.cuda.current_stream()
         s.wait_stream(cur)
         with torch.cuda.stream(s):
             for _ in range(2): run()
         cur.wait_stream(s)
+
+def _capture(run, device):
+    "A CUDA graph of `run` on `device`, and its outputs"
+    with torch.cuda.device(device), torch.no_grad():
         g = torch.cuda.CUDAGraph()
         with torch.cuda.graph(g, capture_error_mode='thread_local'): out = run()
     return g, out

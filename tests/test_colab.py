@@ -31,7 +31,9 @@ def colab(tmp_path_factory):
     root = tmp_path_factory.mktemp('colab')
     shutil.copytree(ROOT/'nbs', root/'content'/'nbs', ignore=shutil.ignore_patterns('_proc', '.ipynb_checkpoints', 'runs'))
     home = root/'home'
-    env = dict(HOME=str(home), FASTAI_HOME=str(home/'.fastai'), IN_TEST='1', GDNN_CIFAR_NPZ=str(root/'no-subset.npz'))
+    # two kernels share the machine's two cores: with torch's default of a thread per core each, the test took 4 times as long
+    env = dict(HOME=str(home), FASTAI_HOME=str(home/'.fastai'), IN_TEST='1', GDNN_CIFAR_NPZ=str(root/'no-subset.npz'),
+               OMP_NUM_THREADS='1')
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(HOME=env['HOME'], FASTAI_HOME=env['FASTAI_HOME'])
     try:
