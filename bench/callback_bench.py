@@ -20,19 +20,16 @@ import torch
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
 from fastai.vision.all import Learner, accuracy, CrossEntropyLossFlat, default_device
 from gdnn_nb.callback import GrowthCallback, _grown
-from gdnn_nb.similarity import similarity_loss, neuron_weights
+from gdnn_nb.similarity import neuron_weights
 from fastai.callback.core import Callback
-from constraint_bench import floor_flops, step_flops  # beside this script
+from constraint_bench import floor_flops, per_layer_constraint, step_flops  # beside this script
 from gdnn_nb.data import cifar_dls, find_cifar_npz
 from gdnn_nb.models import vgg, count_params
 
 
 class PerLayer(GrowthCallback):
     "GrowthCallback with the constraint as it was computed before SimilarityConstraint: similarity_loss layer by layer, then the mean"
-    def constraint(self):
-        terms = [similarity_loss(p, pairs='all', margin=self.margin) if self.pairs == 'all' else similarity_loss(p, new=_grown(p), margin=self.margin)
-                 for p in self.producers() if self.pairs == 'all' or _grown(p) is not None]
-        return torch.stack(terms).mean() if terms else None
+    def constraint(self): return per_layer_constraint(self.producers(), self.pairs, margin=self.margin)
 
 
 class FloorShare(Callback):

@@ -143,13 +143,17 @@ def kernel_row(label, r, cols, impls):
     return (f"    {label:>11s} " + ' '.join(f"{r[c]*1e3:10.3f}" for c in cols) + "   " +
             ' '.join(f"{r[c]/r[b]:15.2f}" for i in impls for c, b in ((f'all{i}', 'bare'), (f'all{i}', 'floor'), (f'new{i}', 'bare'))))
 
+def per_layer_constraint(ps, pairs, f=similarity_loss, margin=0.0):
+    ("The constraint as GrowthCallback computed it before `SimilarityConstraint`: `f` (similarity_loss or the plain "
+     "formula) on each producer in `ps` with selected pairs, then the mean; None without any")
+    terms = [f(p, pairs='all', margin=margin) if pairs == 'all' else f(p, new=_grown(p), margin=margin)
+             for p in ps if pairs == 'all' or _grown(p) is not None]
+    return torch.stack(terms).mean() if terms else None
+
 def per_layer(model, pairs, f):
-    "The constraint as the callback computed it before `SimilarityConstraint`: `f` (similarity_loss or the plain formula) on each layer, then the mean"
+    "`per_layer_constraint` on the producers of `model`, as a function of nothing"
     ps = callback_on(model, pairs).producers()
-    def run():
-        terms = [f(p, pairs='all') if pairs == 'all' else f(p, new=_grown(p)) for p in ps]
-        return torch.stack(terms).mean()
-    return run
+    return lambda: per_layer_constraint(ps, pairs, f)
 
 def steps(a, device, model, flops, fl_all, fl_new, ktot):
     print(f"\n(3) training steps (batch {a.bs}): median ms per step, {a.rounds} interleaved rounds of {a.inner} step(s) per variant")

@@ -108,7 +108,7 @@ class GrowthCallback(Callback):
             target_width, target_params, n_batches, strategy_opts
         # producers' weights and new-neuron masks before each growth, and at the end
         self.keep_snapshots, self.snapshots = snapshots, []
-        self.history, self.log, self.last_sim = [], [], None
+        self.history, self.log, self.last_sim, self._sc = [], [], None, None
         self._ft_frame, self._losses, self._pending, self._iter = \
             None, deque(maxlen=loss_window), [], None
 
@@ -364,7 +364,7 @@ def after_epoch(self:GrowthCallback):
 def constraint(self:GrowthCallback):
     ("The similarity constraint (without `sim_weight`): mean over growing layers with selected "
      "pairs; None when there are none. One `SimilarityConstraint` call: a CUDA graph on a GPU")
-    sc = getattr(self, '_sc', None)
+    sc = self._sc
     if sc is None or (sc.pairs, sc.margin) != (self.pairs, self.margin):
         sc = self._sc = SimilarityConstraint(self.pairs, self.margin)
     ps = self.producers()

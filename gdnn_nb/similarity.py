@@ -93,6 +93,11 @@ def _new_mask(new, n, device):
                          f"pass a mask of length {n}")
     return m
 
+def _new_last(m):
+    "The count of new neurons in bool mask `m`, and a permutation putting them last (None: they are)"
+    k = int(m.sum())
+    return k, (None if bool(m[len(m)-k:].all()) else torch.cat([(~m).nonzero()[:, 0], m.nonzero()[:, 0]]))
+
 # %% ../nbs/00_similarity.ipynb #44d8a24a
 def _penalty_root(C, margin):
     "`relu(|C| - margin)`: the penalty is its square"
@@ -175,15 +180,14 @@ def similarity_loss(
     if pairs == 'all':
         return _SimilarityLoss.apply(w, None, margin, n * (n-1)) if n > 1 else w.new_zeros(())
     # a count: the newest neurons, at the end; no mask to build, and nothing read back from a GPU
-    if type(new) is int and 0 <= new <= n: m, k = None, new
+    if type(new) is int and 0 <= new <= n: k, perm = new, None
     else:
         m = _new_mask(new, n, w.device)
-        k = 0 if m is None else int(m.sum())
+        k, perm = (0, None) if m is None else _new_last(m)
     npairs = k * (n-k) + k * (k-1) // 2
     if npairs == 0: return w.new_zeros(())
     # the new neurons to the end
-    if m is not None and not m[n-k:].all():
-        w = w[torch.cat([(~m).nonzero()[:, 0], m.nonzero()[:, 0]])]
+    if perm is not None: w = w[perm]
     return _SimilarityLoss.apply(w, n-k, margin, npairs)
 
 # %% ../nbs/00_similarity.ipynb #b292768b
@@ -323,12 +327,12 @@ class SimilarityConstraint:
                                  f"{len(layers)} layers; give one per layer (None: no new neurons)")
         ws, specs = [], []
         for i, x in enumerate(layers):
-            n = len(neuron_weights(x))
+            n, w = len(neuron_weights(x)), _weight_of(x)[0]
             if self.pairs == 'all': a, perm, npairs = None, None, n * (n-1)
             else:
-                k, perm = self._count(news[i], n, _weight_of(x)[0].device)
+                k, perm = self._count(news[i], n, w.device)
                 a, npairs = n - k, k * (n-k) + k * (k-1) // 2
-            if npairs: ws.append(_weight_of(x)[0]); specs.append((a, npairs, perm))
+            if npairs: ws.append(w); specs.append((a, npairs, perm))
         if not ws: return None
         if len({w.device for w in ws}) > 1:
             raise ValueError(f"SimilarityConstraint: the layers lie on "
@@ -348,8 +352,7 @@ class SimilarityConstraint:
             if c is not None and c[0] is new and c[1:3] == (new._version, (n, device)): return c[3]
             m = _new_mask(new, n, device)
         if m is None: return 0, None
-        k = int(m.sum())
-        perm = None if bool(m[n-k:].all()) else torch.cat([(~m).nonzero()[:, 0], m.nonzero()[:, 0]])
+        k, perm = _new_last(m)
         if isinstance(new, Tensor): self._masks[id(new)] = (new, new._version, (n, device), (k, perm))
         return k, perm
 
@@ -359,9 +362,11 @@ def _run(self:SimilarityConstraint, ws, specs, graph=None):
     "The loss and gradients over `ws`, and the replay count (None without a graph)"
     graph = (self.graph if graph is None else graph) and _graphable(ws)
     batched = ws[0].is_cuda if self.batched is None else self.batched
+    # what a graph or a batch plan reads; nothing to key without either
     key = (self.pairs, self.margin, batched,
            tuple((w.data_ptr(), w.shape, w.stride(), w.dtype, w.device) for w in ws),
-           tuple((a, npairs, None if p is None else p.data_ptr()) for a, npairs, p in specs))
+           tuple((a, npairs, None if p is None else p.data_ptr()) for a, npairs, p in specs)) \
+        if graph or batched else None
     if batched and key != self._plan_key: self._plan, self._plan_key = _batch_plan(ws, specs), key
     plan = self._plan if batched else None
     def run():
