@@ -18,15 +18,22 @@
     (forward+backward into the weights). Steps alternate between the variants
     in a shuffled order each round; the medians give the overhead, set beside the FLOP share.
     Goal: overhead of pairs='all' at most 1.3x its floor share.
+(4) Host work per call: what one call of the constraint costs the host, its kernels made nearly free (a VGG-11 of
+    width 4, the CUDA graph's replay stood in by one that does nothing): the time it adds to a stand-in loss's
+    forward and backward, against the least an autograd function with stored gradients for the same weights costs
+    ('floor'). On a GPU, where the training step of a small network waits for its kernel launches, this time adds
+    to the step. Also the operations of one call, batched as on a GPU (each a kernel there): those in the forward,
+    which the CUDA graph holds and replays in one launch, and those of the backward, launched one by one.
 (2) and (3) also run the plain formula (`plain_similarity_loss` below: normalise, every product, the
 abs/relu/mask chain, autograd's backward), interleaved with the library's, so that the two are compared
 under the same load; --no-plain leaves it out.
 
-    .venv/bin/python bench/constraint_bench.py [--quick] [--device cpu] [--threads 1] [--clock cpu] [--rounds 12]
+    .venv/bin/python bench/constraint_bench.py [--quick] [--device cpu] [--threads 1] [--clock cpu] [--rounds 12] [--only kernels|steps|host]
 """
 import argparse, random, statistics, time, warnings
 from types import SimpleNamespace
 import torch, torch.nn as nn, torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
 from gdnn_nb.callback import GrowthCallback, _grown
 from gdnn_nb.grow import grow_model, growable_groups
@@ -198,6 +205,74 @@ def steps(a, device, model, flops, fl_all, fl_new, ktot):
     if ktot: print(f"    for scale: the VGG layers' bare-Gram kernels of (2) take {ktot['bare']/base:.1%} of a step, "
           f"the floor kernels {ktot['floor']/base:.1%}")
 
+class _NoReplay:
+    "Stands in for a captured CUDA graph, with a replay that does nothing: what is left of a call is the host's work"
+    def __init__(self, run): self.out = run()
+    def replay(self): pass
+
+class _Stored(torch.autograd.Function):
+    "A loss with stored gradients for its weights: the least host work a loss over several weights can cost"
+    @staticmethod
+    def forward(ctx, loss, grads, *ws):
+        ctx.grads = grads
+        return loss.clone()
+    @staticmethod
+    def backward(ctx, grad): return (None, None, *ctx.grads)
+
+class _Ops(TorchDispatchMode):
+    "Counts the operations that do work (not views, not allocations): a kernel each on a GPU"
+    SKIP = {'empty.memory_format', 'empty_strided.default', 'detach.default', 'lift_fresh.default'}
+    def __enter__(self):
+        self.n = 0
+        return super().__enter__()
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not func.is_view and func.__name__ not in self.SKIP: self.n += 1
+        return func(*args, **(kwargs or {}))
+
+def op_counts(model, pairs):
+    "Operations in a SimilarityConstraint call over `model`'s producers, batched as on a GPU: in the forward (what a CUDA graph holds) and in the backward"
+    ps = callback_on(model, pairs).producers()
+    sc = SimilarityConstraint(pairs, graph=False, batched=True)
+    call = lambda: sc(ps, None if pairs == 'all' else [_grown(p) for p in ps])
+    call().backward()  # the batch plan, made once
+    with _Ops() as f: loss = call()
+    with _Ops() as b: loss.backward()
+    return f.n, b.n
+
+def host(a, device):
+    import gdnn_nb.similarity as sim
+    print(f"\n(4) host work per call: median us over {a.host_rounds} interleaved rounds of 50 calls, the CUDA graph's replay "
+          "stood in by one that does nothing, on a VGG-11 grown 2 -> 4 (kernels of next to no work); "
+          "what a call adds to a stand-in training loss's forward and backward (the sum of the weights). "
+          "On a GPU this is the time the host spends per call, which adds to a step whose kernels wait for their launches")
+    model = grown_vgg(4, device)
+    cbs = {p: callback_on(model, p) for p in ('all', 'new')}
+    ps = cbs['all'].producers()
+    ws = [p.weight for p in ps]
+    saved = sim._graphable, sim._warm_up, sim._capture
+    sim._graphable, sim._warm_up = (lambda ws: True), (lambda run, device: None)
+    sim._capture = lambda run, device: (lambda g: (g, g.out))(_NoReplay(run))
+    try:
+        stored = [torch.zeros(()), [torch.zeros_like(w) for w in ws]]
+        cons = {f"pairs='{p}'": cbs[p].constraint for p in cbs}
+        cons |= {f"'{p}' per layer": per_layer(model, p, similarity_loss) for p in cbs}
+        cons['floor'] = lambda: _Stored.apply(stored[0], stored[1], *ws)
+        def call(c=None):
+            loss = sum(w.sum() for w in ws)
+            if c is not None: loss = loss + 0.1 * cons[c]()
+            loss.backward()
+        cases = {'without': call} | {c: (lambda c: lambda: call(c))(c) for c in cons}
+        raw = interleaved(cases, a.host_rounds, device, inner=50, raw=True)
+    finally: sim._graphable, sim._warm_up, sim._capture = saved
+    extra = {k: statistics.median(x - b for x, b in zip(v, raw['without'])) for k, v in raw.items() if k != 'without'}
+    print(f"    {'variant':16s} {'us/call':>8s} {'/ floor':>8s}")
+    print(f"    {'without':16s} {statistics.median(raw['without'])*1e6:8.0f}   (the stand-in loss alone)")
+    for k, v in extra.items(): print(f"    {k:16s} {v*1e6:8.0f} {v/extra['floor']:8.2f}")
+    for p in ('all', 'new'):
+        f, b = op_counts(grown_vgg(a.width, device), p)
+        print(f"    pairs='{p}', batched as on a GPU: {f} operations in the forward (what the CUDA graph holds), "
+              f"{b} in the backward (launched on each call; {len(ps)} of them add into the weights' gradients)")
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
@@ -210,13 +285,14 @@ def main():
     p.add_argument('--clock', choices=('wall', 'cpu'), default='wall',
                    help="'cpu': this process's CPU time, which a busy machine disturbs less (with --threads 1 on a CPU)")
     p.add_argument('--no-plain', dest='plain', action='store_false', help='leave out the plain formula')
-    p.add_argument('--only', choices=('kernels', 'steps'), default=None, help='run only part (2) or only part (3)')
+    p.add_argument('--host-rounds', type=int, default=30)
+    p.add_argument('--only', choices=('kernels', 'steps', 'host'), default=None, help='run only part (2), (3) or (4)')
     p.add_argument('--quick', action='store_true', help='fewer rounds: about a minute on a 2-core CPU')
     a = p.parse_args()
     gpu = a.device.startswith('cuda')
     a.rounds = a.rounds or (60 if gpu else 12)
     a.inner = a.inner or (10 if gpu else 1)
-    if a.quick: a.rounds, a.kernel_rounds = 5, 3
+    if a.quick: a.rounds, a.kernel_rounds, a.host_rounds = 5, 3, 10
     if a.threads: torch.set_num_threads(a.threads)
     global CLOCK
     if a.clock == 'cpu':
@@ -239,8 +315,9 @@ def main():
         print(f"    {g.producer:12s} {n:4d} {d:5d} {k:5d} {fa/1e6:8.1f} M {fn/1e6:8.1f} M")
     print(f"    constraint floor: pairs='all' {fl_all/1e9:.3f} GFLOP = {fl_all/flops:.1%} of the step, "
           f"pairs='new' {fl_new/1e9:.3f} GFLOP = {fl_new/flops:.1%}")
-    ktot = kernels(a, device, model) if a.only != 'steps' else None
-    if a.only != 'kernels': steps(a, device, model, flops, fl_all, fl_new, ktot)
+    ktot = kernels(a, device, model) if a.only in (None, 'kernels') else None
+    if a.only in (None, 'steps'): steps(a, device, model, flops, fl_all, fl_new, ktot)
+    if a.only in (None, 'host'): host(a, device)
 
 if __name__ == '__main__':
     main()

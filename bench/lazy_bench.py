@@ -10,7 +10,7 @@ end gives mean and spread (sd) over the seeds, and the fit time against sim_weig
 GrowthCallback(sim_every=k) when the library has it, otherwise a subclass that does the same in after_loss.
 
     .venv/bin/python bench/lazy_bench.py [--epochs 5] [--seeds 3] [--threads 1] [--ks 0 1 4 8] [--sim-weight 0.1]
-        [--out bench/out/lazy.json] [--summary]
+        [--first-seed 0] [--out bench/out/lazy.json [more.json ...]] [--summary]
 """
 import argparse, inspect, json, random, statistics, time, warnings
 from pathlib import Path
@@ -82,16 +82,18 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--epochs', type=int, default=5)
     p.add_argument('--seeds', type=int, default=3)
+    p.add_argument('--first-seed', type=int, default=0, help='seeds first-seed .. first-seed + seeds - 1 (to split them over processes)')
     p.add_argument('--ks', type=int, nargs='+', default=[0, 1, 4, 8], help='0 runs without the constraint')
     p.add_argument('--sim-weight', type=float, default=0.1, help="the constraint's weight (before the factor k)")
     p.add_argument('--bs', type=int, default=128)
     p.add_argument('--lr', type=float, default=3e-3)
     p.add_argument('--threads', type=int, default=None, help='torch threads (default: as torch starts)')
-    p.add_argument('--out', default='bench/out/lazy.json')
+    p.add_argument('--out', default=['bench/out/lazy.json'], nargs='+', help='where runs are appended (the first); --summary reads them all')
     p.add_argument('--summary', action='store_true', help='only print the table of the runs already in --out')
     a = p.parse_args()
-    out = Path(a.out)
-    rows = json.loads(out.read_text()) if out.exists() else []
+    out = Path(a.out[0])
+    read = lambda o: json.loads(o.read_text()) if o.exists() else []
+    rows = [r for o in map(Path, a.out) for r in read(o)]
     if a.summary: return summary([r for r in rows if r.get('sim_weight', 0.1) == a.sim_weight])
     if a.threads: torch.set_num_threads(a.threads)
     npz = find_cifar_npz()
@@ -100,7 +102,7 @@ def main():
     print(f"CIFAR-10 subset, VGG-11 16 -> 32, {a.epochs} epochs, sim_weight {a.sim_weight}, ks {a.ks}, {a.seeds} seeds, {torch.get_num_threads()} threads, "
           f"sim_every {'from the library' if HAS_SIM_EVERY else 'emulated'}", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    for s in range(a.seeds):
+    for s in range(a.first_seed, a.first_seed + a.seeds):
         ks = list(a.ks)
         random.Random(s).shuffle(ks)
         for k in ks:
@@ -108,7 +110,7 @@ def main():
                    for r in rows): continue
             r = run(dls, k, a.epochs, a.lr, s, a.sim_weight)
             rows.append(r)
-            out.write_text(json.dumps(rows, indent=1))
+            out.write_text(json.dumps(read(out) + [r], indent=1))
             print(f"seed {s} k {k}: accuracy {r['accuracy']:.4f}, mean |cos| {r['mean_cos']:.4f} (new pairs {r['mean_cos_new']:.4f}), "
                   f"fit {r['fit_s']:.1f} s", flush=True)
     summary([r for r in rows if r['epochs'] == a.epochs and r.get('sim_weight', 0.1) == a.sim_weight])

@@ -196,8 +196,7 @@ class _Fused(torch.autograd.Function):
     @staticmethod
     def forward(ctx, sc, specs, *ws):
         loss, grads, token = sc._run(ws, specs)
-        ctx.sc, ctx.grads, ctx.token = sc, grads, token
-        ctx.shapes = [(w.shape, w.dtype) for w in ws]
+        ctx.sc, ctx.grads, ctx.token, ctx.dtypes = sc, grads, token, [w.dtype for w in ws]
         return loss
 
     @staticmethod
@@ -207,7 +206,9 @@ class _Fused(torch.autograd.Function):
             raise RuntimeError("SimilarityConstraint: it was called again before the backward of an "
                                "earlier loss, whose gradients its CUDA graph has overwritten; call "
                                "backward first, or create it with graph=False")
-        return (None, None, *[(g * grad).reshape(s).to(dt) for g, (s, dt) in zip(ctx.grads, ctx.shapes)])
+        # the gradients come in their weights' shapes: one multiply (one kernel on a GPU) for all
+        gs = torch._foreach_mul(ctx.grads, grad)
+        return (None, None, *[g if g.dtype == dt else g.to(dt) for g, dt in zip(gs, ctx.dtypes)])
 
 def _rows(w, perm, dtype):
     "The neurons of weight `w` as rows in `dtype`, the new ones last by `perm` (None: they are)"
@@ -247,42 +248,49 @@ def _batch_plan(ws, specs):
         else: buckets.append(dict(idx=[i], n=n, d=d, size=size(n, d)))
     for b in buckets:
         r = torch.arange(b['n'], device=ws[0].device)
-        b['M'] = torch.zeros(len(b['idx']), b['n'], b['n'], dtype=dt, device=ws[0].device)
+        b['M4'] = torch.zeros(len(b['idx']), b['n'], b['n'], dtype=dt, device=ws[0].device)
         for j, i in enumerate(b['idx']):
             (n, _), (a, _, _) = shapes[i], specs[i]
             k = n if a is None else n - a
             valid, new = r < n, (r < n) & (r >= n - k)
             m = valid[:, None] & valid[None, :] & (new[:, None] | new[None, :])
             m.fill_diagonal_(False)
-            # each pair sits twice in the square; the mean over its layer's pairs, then over layers
-            b['M'][j] = m.to(dt) / (2 * L * (k * (n-k) + k * (k-1) // 2))
+            # each pair sits twice in the square; the mean over its layer's pairs, then over layers; times 4
+            b['M4'][j] = m.to(dt) * (2 / (L * (k * (n-k) + k * (k-1) // 2)))
     return buckets
 
 def _batched_loss_and_grads(ws, specs, margin, plan):
     ("The mean constraint over `ws` and its gradient for each, the layers of a bucket of `plan` "
      "zero-padded into one batch: a few larger kernels, for a GPU")
-    total, grads = 0., [None] * len(ws)
+    losses, grads = [], [None] * len(ws)
     for b in plan:
-        vs = [_rows(ws[i], specs[i][2], b['M'].dtype) for i in b['idx']]
+        M4 = b['M4']  # four times each pair's weight in the mean, once for each of its two places
+        vs = [_rows(ws[i], specs[i][2], M4.dtype) for i in b['idx']]
         if len(vs) == 1: W = vs[0][None]
         else:
             W = vs[0].new_zeros(len(vs), b['n'], b['d'])
             for j, v in enumerate(vs): W[j, :v.shape[0], :v.shape[1]] = v
-        nrm = torch.linalg.vector_norm(W, dim=2)
+        nrm = torch.linalg.vector_norm(W, dim=2, keepdim=True)
         inv = nrm.clamp_min(EPS).reciprocal_()
-        C = torch.bmm(W, W.transpose(1, 2)).mul_(inv[:, :, None]).mul_(inv[:, None, :])
-        t = _penalty_root(C, margin)
-        tM = t * b['M']
-        total = total + torch.dot(tM.view(-1), t.view(-1))
-        # dL/dC, twice (w_i sits in row i and in column i); the norms' share on the diagonal of S
-        P = tM.copysign_(C).mul_(4)
-        share = (P * C).sum(2).mul_(inv).mul_(inv).mul_(nrm >= EPS)
-        S = P.mul_(inv[:, :, None]).mul_(inv[:, None, :])
-        S.diagonal(dim1=1, dim2=2).sub_(share)
-        G = torch.bmm(S, W)
+        U = W * inv
+        C = torch.bmm(U, U.transpose(1, 2))
+        # P: dL/dC, twice (w_i sits in row i and in column i)
+        if margin == 0: P = C * M4  # relu(|C|)^2 is C^2
+        else:
+            t = _penalty_root(C, margin)
+            P = t * M4
+            losses.append(torch.dot(P.view(-1), t.view(-1)))
+            P.copysign_(C)
+        R = (P * C).sum(2)
+        if margin == 0: losses.append(R.sum())
+        # g_i = (sum_j P_ij u_j - R_i u_i) / r_i: the norm's share on the diagonal, none below eps
+        P.diagonal(dim1=1, dim2=2).sub_(R.mul_(nrm[..., 0] >= EPS))
+        G = torch.bmm(P, U).mul_(inv)
         for j, (i, v) in enumerate(zip(b['idx'], vs)):
             grads[i] = _unpermute(G[j, :v.shape[0], :v.shape[1]], specs[i][2])
-    return total, grads
+    total = losses[0]
+    for l in losses[1:]: total = total + l
+    return total * 0.25, grads
 
 # %% ../nbs/00_similarity.ipynb #38c1ec87
 class SimilarityConstraint:
@@ -327,7 +335,9 @@ class SimilarityConstraint:
                                  f"{len(layers)} layers; give one per layer (None: no new neurons)")
         ws, specs = [], []
         for i, x in enumerate(layers):
-            n, w = len(neuron_weights(x)), _weight_of(x)[0]
+            w = _weight_of(x)[0]
+            if w.ndim < 2 or w.numel() == 0: neuron_weights(x)  # raises, saying why
+            n = w.shape[0]
             if self.pairs == 'all': a, perm, npairs = None, None, n * (n-1)
             else:
                 k, perm = self._count(news[i], n, w.device)
@@ -372,8 +382,10 @@ def _run(self:SimilarityConstraint, ws, specs, graph=None):
     def run():
         # in float32 also under autocast, which a CUDA graph would otherwise capture
         with torch.autocast(ws[0].device.type, enabled=False):
-            if batched: return _batched_loss_and_grads(ws, specs, self.margin, plan)
-            return _loss_and_grads(ws, specs, self.margin)
+            loss, grads = (_batched_loss_and_grads(ws, specs, self.margin, plan) if batched
+                           else _loss_and_grads(ws, specs, self.margin))
+        # dense, in the weights' shapes: the backward is one multiply (a padded layer's rows are copied out)
+        return loss, [g.reshape(w.shape).contiguous() for g, w in zip(grads, ws)]
     captured = False
     if graph and key != self._key:
         self._g = self._key = self._out = self._keep = None
