@@ -97,6 +97,7 @@ def main():
     p.add_argument('--bs', type=int, default=128)
     p.add_argument('--lr', type=float, default=3e-3)
     p.add_argument('--epochs-d', type=int, default=5)
+    p.add_argument('--sim-every', type=int, default=None, help="(d): GrowthCallback's sim_every (default: the library's)")
     p.add_argument('--only', choices=('a', 'bc', 'd'), default=None, help='run only part (a), only parts (b) and (c), or only part (d)')
     a = p.parse_args()
     npz = find_cifar_npz()
@@ -146,12 +147,13 @@ def part_bc(a, dls):
         print(f"    {k:12s} {statistics.mean(accs):10.4f} ± {sd:.4f} {statistics.mean(x[1] for x in v):9.1f}s {v[0][2]:>10,}")
 
 def part_d(a, dls):
-    print(f"\n(d) the default settings' cost: growing 16 -> 32 at epochs 1, 2, 3 of {a.epochs_d}, {a.repeats} alternating repeats")
+    kw = {} if a.sim_every is None else dict(sim_every=a.sim_every)
+    print(f"\n(d) the default settings' cost{f' with sim_every={a.sim_every}' if kw else ''}: growing 16 -> 32 at epochs 1, 2, 3 of {a.epochs_d}, {a.repeats} alternating repeats")
     t = {'sim_weight=0.1 (default)': [], 'sim_weight=0': []}
     own = []
     for r in range(a.repeats):
         for name, sw in (('sim_weight=0', 0.0), ('sim_weight=0.1 (default)', 0.1)):
-            learn, fit_t, _ = run(dls, 16, a.epochs_d, [Timed(at=[1, 2, 3], target_width=32, sim_weight=sw), FloorShare()], a.lr, r)
+            learn, fit_t, _ = run(dls, 16, a.epochs_d, [Timed(at=[1, 2, 3], target_width=32, sim_weight=sw, **kw), FloorShare()], a.lr, r)
             t[name].append(fit_t)
             if sw: share, own = learn.floor_share.floor / learn.floor_share.steps, own + [learn.growth.spent / fit_t]
     for k, v in t.items(): print(f"    {k:26s} fit times {', '.join(f'{x:.1f}' for x in v)} s")
