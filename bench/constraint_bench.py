@@ -22,7 +22,8 @@
     width 4, the CUDA graph's replay stood in by one that does nothing): the time it adds to a stand-in loss's
     forward and backward, against the least an autograd function with stored gradients for the same weights costs
     ('floor'). On a GPU, where the training step of a small network waits for its kernel launches, this time adds
-    to the step. Also the operations of one call, batched as on a GPU (each a kernel there): those in the forward,
+    to the step. (On a CPU the constraint computes layer by layer, its default there; a GPU's batched default adds
+    one comparison of the batch plan's key per call.) Also the operations of one call, batched as on a GPU (each a kernel there): those in the forward,
     which the CUDA graph holds and replays in one launch, and those of the backward, launched one by one.
 (2) and (3) also run the plain formula (`plain_similarity_loss` below: normalise, every product, the
 abs/relu/mask chain, autograd's backward), interleaved with the library's, so that the two are compared
@@ -253,7 +254,7 @@ def host(a, device):
     sim._graphable, sim._warm_up = (lambda ws: True), (lambda run, device: None)
     sim._capture = lambda run, device: (lambda g: (g, g.out))(_NoReplay(run))
     try:
-        stored = [torch.zeros(()), [torch.zeros_like(w) for w in ws]]
+        stored = [torch.zeros((), device=device), [torch.zeros_like(w) for w in ws]]
         cons = {f"pairs='{p}'": cbs[p].constraint for p in cbs}
         cons |= {f"'{p}' per layer": per_layer(model, p, similarity_loss) for p in cbs}
         cons['floor'] = lambda: _Stored.apply(stored[0], stored[1], *ws)
@@ -271,7 +272,8 @@ def host(a, device):
     for p in ('all', 'new'):
         f, b = op_counts(grown_vgg(a.width, device), p)
         print(f"    pairs='{p}', batched as on a GPU: {f} operations in the forward (what the CUDA graph holds), "
-              f"{b} in the backward (launched on each call; {len(ps)} of them add into the weights' gradients)")
+              f"{b} in a backward of the loss alone (launched on each call: the seed gradient, the constraint's own, "
+              f"and {len(ps)} adds into the weights' gradients)")
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -5,7 +5,9 @@ default constraint (pairs='new', weight 0.1) applied every k training batches (k
 (k = 0 in the table: sim_weight=0), over --seeds seeds. Runs alternate between the variants for each seed.
 Per run: fit time, test accuracy, mean |cos| over all pairs and over the pairs with a new neuron (mean over
 the growing layers) at the end. Each run is appended to --out (JSON) as soon as it ends; the table at the
-end gives mean and spread (sd) over the seeds, and the fit time against sim_weight=0.
+end gives mean and spread (sd) over the seeds, and the fit time against sim_weight=0. Runs already in any of the
+--out files are skipped, so seeds can be split over processes (--first-seed) and summarised together (--summary:
+the runs of --epochs and --sim-weight in all the --out files, each (k, seed) once).
 
 GrowthCallback(sim_every=k) when the library has it, otherwise a subclass that does the same in after_loss.
 
@@ -66,7 +68,11 @@ def run(dls, k, epochs, lr, seed, sim_weight):
     return dict(k=k, seed=seed, epochs=epochs, sim_weight=sim_weight, fit_s=t, accuracy=float(acc), mean_cos=mc, mean_cos_new=mn,
                 threads=torch.get_num_threads(), sim_every_in_library=HAS_SIM_EVERY)
 
+def _key(r): return r['k'], r['seed'], r['epochs'], r.get('sim_weight', 0.1)
+
 def summary(rows):
+    "Mean and sd over the seeds of each k; a run found twice (in two files, say) counts once"
+    rows = list({_key(r): r for r in rows}.values())
     ks = sorted({r['k'] for r in rows})
     base = [r['fit_s'] for r in rows if r['k'] == 0]
     print(f"\n{'k':>3s} {'runs':>4s} {'accuracy':>16s} {'mean |cos|':>16s} {'|cos| new pairs':>16s} {'fit s':>7s} {'vs off':>7s}")
@@ -94,7 +100,8 @@ def main():
     out = Path(a.out[0])
     read = lambda o: json.loads(o.read_text()) if o.exists() else []
     rows = [r for o in map(Path, a.out) for r in read(o)]
-    if a.summary: return summary([r for r in rows if r.get('sim_weight', 0.1) == a.sim_weight])
+    if a.summary:
+        return summary([r for r in rows if r['epochs'] == a.epochs and r.get('sim_weight', 0.1) == a.sim_weight])
     if a.threads: torch.set_num_threads(a.threads)
     npz = find_cifar_npz()
     if npz is None: raise SystemExit("the CIFAR-10 subset is missing: put it at ../shared/data/cifar10_subset.npz or set GDNN_CIFAR_NPZ")
@@ -106,11 +113,14 @@ def main():
         ks = list(a.ks)
         random.Random(s).shuffle(ks)
         for k in ks:
-            if any(r['k'] == k and r['seed'] == s and r['epochs'] == a.epochs and r.get('sim_weight', 0.1) == a.sim_weight
-                   for r in rows): continue
+            # read again: another process may have written its runs since
+            rows = [r for o in map(Path, a.out) for r in read(o)]
+            if (k, s, a.epochs, a.sim_weight) in {_key(r) for r in rows}: continue
             r = run(dls, k, a.epochs, a.lr, s, a.sim_weight)
             rows.append(r)
-            out.write_text(json.dumps(read(out) + [r], indent=1))
+            tmp = out.with_suffix('.tmp')
+            tmp.write_text(json.dumps(read(out) + [r], indent=1))
+            tmp.replace(out)  # a killed process leaves the file whole
             print(f"seed {s} k {k}: accuracy {r['accuracy']:.4f}, mean |cos| {r['mean_cos']:.4f} (new pairs {r['mean_cos_new']:.4f}), "
                   f"fit {r['fit_s']:.1f} s", flush=True)
     summary([r for r in rows if r['epochs'] == a.epochs and r.get('sim_weight', 0.1) == a.sim_weight])
