@@ -116,3 +116,26 @@ def test_bad_input_gets_one_line():
     with pytest.raises(ValueError, match=r'shape \(8,\), but the layer has 4 neurons'): sc([lin4], [m8])  # the cached mask too
     with pytest.raises(ValueError, match='got one Linear; pass a list'): sc(lin8)
     with pytest.raises(ValueError, match='got one Parameter; pass a list'): sc(lin8.weight)
+
+
+@pytest.mark.parametrize('batched', [False, True])
+def test_gradients_come_back_in_each_weights_dtype_shape_and_layout(graphs, batched):
+    "The backward scales all gradients at once (one `_foreach_mul`): each still reaches its weight in its own dtype, "
+    "shape and memory layout, scaled by the incoming gradient, as averaging `similarity_loss` over the layers gives"
+    torch.manual_seed(0)
+    layers = [nn.Conv2d(3, 8, 3), nn.Conv2d(8, 16, 3).to(memory_format=torch.channels_last),
+              nn.Linear(16, 12).double(), nn.Linear(12, 10).half()]
+    sc = SimilarityConstraint('all', batched=batched)
+    for scale in (3.0, -0.5):  # the first call captures, the second replays
+        for l in layers: l.weight.grad = None
+        (scale * sc(layers)).backward()
+        got = [l.weight.grad.clone() for l in layers]
+        for l in layers: l.weight.grad = None
+        (scale * torch.stack([sim.similarity_loss(l, pairs='all').double() for l in layers]).mean()).backward()
+        for l, g in zip(layers, got):
+            w = l.weight
+            assert (g.dtype, g.shape) == (w.dtype, w.shape)
+            assert g.is_contiguous(memory_format=torch.channels_last) == w.is_contiguous(memory_format=torch.channels_last)
+            tol = dict(rtol=1e-2, atol=1e-4) if w.dtype == torch.half else dict(rtol=1e-5, atol=1e-7)
+            torch.testing.assert_close(g.double(), w.grad.double(), **tol)
+    assert (sc.captures, sc.replays) == (1, 2)
