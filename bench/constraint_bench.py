@@ -37,7 +37,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
 from gdnn_nb.callback import GrowthCallback, _grown
-from gdnn_nb.grow import grow_model, growable_groups
+from gdnn_nb.grow import grow_model
 from gdnn_nb.models import vgg
 from gdnn_nb.similarity import SimilarityConstraint, similarity_loss, neuron_weights, _new_mask
 
@@ -151,6 +151,10 @@ def kernel_row(label, r, cols, impls):
     return (f"    {label:>11s} " + ' '.join(f"{r[c]*1e3:10.3f}" for c in cols) + "   " +
             ' '.join(f"{r[c]/r[b]:15.2f}" for i in impls for c, b in ((f'all{i}', 'bare'), (f'all{i}', 'floor'), (f'new{i}', 'bare'))))
 
+def call_on(sc, ps):
+    "SimilarityConstraint `sc` on producers `ps` as GrowthCallback.constraint calls it: with their grown neurons for 'new'"
+    return sc(ps, None if sc.pairs == 'all' else [_grown(p) for p in ps])
+
 def per_layer_constraint(ps, pairs, f=similarity_loss, margin=0.0):
     ("The constraint as GrowthCallback computed it before `SimilarityConstraint`: `f` (similarity_loss or the plain "
      "formula) on each producer in `ps` with selected pairs, then the mean; None without any")
@@ -174,12 +178,10 @@ def steps(a, device, model, flops, fl_all, fl_new, ktot):
     cons = {p: callback_on(model, p).constraint for p in ('all', 'new')}
     cons |= {f'{p} per layer': per_layer(model, p, similarity_loss) for p in ('all', 'new')}
     variants = (('no graph', dict(graph=False)), ('batched', dict(batched=True)), ('unbatched', dict(batched=False))) if device.type == 'cuda' else (('batched', dict(batched=True)),)
-    if True:
-        for p in ('all', 'new'):
-            ps = callback_on(model, p).producers()
-            for name, kw in variants:
-                sc = SimilarityConstraint(p, **kw)
-                cons[f'{p} {name}'] = (lambda sc, ps: lambda: sc(ps, None if sc.pairs == 'all' else [_grown(q) for q in ps]))(sc, ps)
+    for p in ('all', 'new'):
+        ps = callback_on(model, p).producers()
+        for name, kw in variants:
+            cons[f'{p} {name}'] = (lambda sc, ps: lambda: call_on(sc, ps))(SimilarityConstraint(p, **kw), ps)
     if a.plain: cons |= {f'{p} plain': per_layer(model, p, plain_similarity_loss) for p in ('all', 'new')}
     def step(c=None):
         loss = F.cross_entropy(model(x), y)
@@ -194,7 +196,7 @@ def steps(a, device, model, flops, fl_all, fl_new, ktot):
     # overhead: median over rounds of each round's time over that round's step without the constraint
     ovs = {k: statistics.median(x / b - ('alone' not in k) for x, b in zip(v, raw['without'])) for k, v in raw.items()}
     base = r['without']
-    print(f"    overhead: median over the rounds of (time / time without in the same round) - 1; the constraint alone: time / time without")
+    print("    overhead: median over the rounds of (time / time without in the same round) - 1; the constraint alone: time / time without")
     print(f"    {'variant':16s} {'ms/step':>8s} {'overhead':>9s} {'floor share':>11s} {'overhead/floor':>15s}")
     for k, v in r.items():
         fl = fl_all if 'all' in k else fl_new if 'new' in k else None
@@ -234,9 +236,8 @@ def op_counts(model, pairs):
     "Operations in a SimilarityConstraint call over `model`'s producers, batched as on a GPU: in the forward (what a CUDA graph holds) and in the backward"
     ps = callback_on(model, pairs).producers()
     sc = SimilarityConstraint(pairs, graph=False, batched=True)
-    call = lambda: sc(ps, None if pairs == 'all' else [_grown(p) for p in ps])
-    call().backward()  # the batch plan, made once
-    with _Ops() as f: loss = call()
+    call_on(sc, ps).backward()  # the batch plan, made once
+    with _Ops() as f: loss = call_on(sc, ps)
     with _Ops() as b: loss.backward()
     return f.n, b.n
 

@@ -93,6 +93,10 @@ def _new_mask(new, n, device):
                          f"pass a mask of length {n}")
     return m
 
+def _new_pairs(n, k):
+    "Pairs of `n` neurons with at least one of the `k` new ones: new with old, and new with new"
+    return k * (n-k) + k * (k-1) // 2
+
 def _new_last(m):
     "The count of new neurons in bool mask `m`, and a permutation putting them last (None: they are)"
     k = int(m.sum())
@@ -184,7 +188,7 @@ def similarity_loss(
     else:
         m = _new_mask(new, n, w.device)
         k, perm = (0, None) if m is None else _new_last(m)
-    npairs = k * (n-k) + k * (k-1) // 2
+    npairs = _new_pairs(n, k)
     if npairs == 0: return w.new_zeros(())
     # the new neurons to the end
     if perm is not None: w = w[perm]
@@ -256,7 +260,7 @@ def _batch_plan(ws, specs):
             m = valid[:, None] & valid[None, :] & (new[:, None] | new[None, :])
             m.fill_diagonal_(False)
             # each pair sits twice in the square; the mean over its layer's pairs, then over layers; times 4
-            b['M4'][j] = m.to(dt) * (2 / (L * (k * (n-k) + k * (k-1) // 2)))
+            b['M4'][j] = m.to(dt) * (2 / (L * _new_pairs(n, k)))
     return buckets
 
 def _batched_loss_and_grads(ws, specs, margin, plan):
@@ -288,9 +292,7 @@ def _batched_loss_and_grads(ws, specs, margin, plan):
         G = torch.bmm(P, U).mul_(inv)
         for j, (i, v) in enumerate(zip(b['idx'], vs)):
             grads[i] = _unpermute(G[j, :v.shape[0], :v.shape[1]], specs[i][2])
-    total = losses[0]
-    for l in losses[1:]: total = total + l
-    return total * 0.25, grads
+    return sum(losses[1:], losses[0]) * 0.25, grads
 
 # %% ../nbs/00_similarity.ipynb #38c1ec87
 class SimilarityConstraint:
@@ -341,7 +343,7 @@ class SimilarityConstraint:
             if self.pairs == 'all': a, perm, npairs = None, None, n * (n-1)
             else:
                 k, perm = self._count(news[i], n, w.device)
-                a, npairs = n - k, k * (n-k) + k * (k-1) // 2
+                a, npairs = n - k, _new_pairs(n, k)
             if npairs: ws.append(w); specs.append((a, npairs, perm))
         if not ws: return None
         if len({w.device for w in ws}) > 1:
