@@ -103,6 +103,17 @@ def floor_flops(n, d, k=None):
     "FLOPs of the constraint's floor for a layer of `n` neurons of `d` inputs: pairs='all' (k None) or k new"
     return 4 * n * n * d if k is None else (6 * k * n - 2 * k * k) * d
 
+def floor_products(w, k=None):
+    ("The products of the constraint's floor on rows `w` (`[n, d]`), without autograd: forward and backward "
+     "Gram products for pairs='all' (k None), or for the last k rows new; `floor_flops(n, d, k)` FLOPs")
+    with torch.no_grad():
+        a = 0 if k is None else len(w) - k
+        C = w[a:] @ w.T
+        g = torch.empty_like(w)
+        torch.mm(C, w, out=g[a:])
+        if a: torch.mm(C[:, :a].T, w[a:], out=g[:a])
+    return g
+
 def grown_vgg(width, device):
     "VGG-11 built at half `width` and grown (random strategy) to `width`: every producer has half its neurons new"
     torch.manual_seed(0)

@@ -108,47 +108,41 @@ def _penalty_root(C, margin):
     return C.abs() if margin == 0 else (C.abs() - margin).clamp_min_(0)
 
 def _sim_forward(w, a, margin, npairs):
-    ("The constraint on the pairs of rows `a:` of `w` with all rows (`a=None`: every pair), "
+    ("The constraint on the pairs of rows `a:` of `w` with all rows (`a=0`: every pair), "
      "and the tensors its gradient needs")
     nrm = torch.linalg.vector_norm(w, dim=1)
     inv = nrm.clamp_min(EPS).reciprocal_()
-    rows = slice(None) if a is None else slice(a, None)
-    C = (w[rows] @ w.T).mul_(inv[rows, None]).mul_(inv)
-    t = _penalty_root(C, margin)
-    sq = torch.dot(t.view(-1), t.view(-1))
-    if a is None: loss = (sq - t.diagonal().square().sum()) / npairs
+    C = (w[a:] @ w.T).mul_(inv[a:, None]).mul_(inv)
+    C[:, a:].diagonal().zero_()  # a new neuron with itself is no pair
+    # P: the penalty's root with the sign of C, half the penalty's derivative; Q = P C
+    if margin == 0: P, Q = C, C.square()
     else:
-        # the new-new pairs sit twice in the new rows, and each new neuron once with itself
-        tn = t[:, a:]
-        loss = (sq - 0.5 * tn.square().sum() - 0.5 * tn.diagonal().square().sum()) / npairs
-    return loss, (w, nrm, inv, C)
+        t = _penalty_root(C, margin)
+        P, Q = t.copysign(C), t * C.abs()
+    # b_i: Q summed over the pairs of neuron i. A new row holds all its pairs (a new-new pair sits in both
+    # new rows, and each of them counts it once); an old neuron's pairs lie in its column
+    b = Q.sum(1)
+    if a: b = torch.cat([Q[:, :a].sum(0), b])
+    if margin == 0: loss = b.sum() * (0.5 / npairs)  # each pair counted at both its neurons
+    else:
+        t2 = t.square()
+        loss = (t2.sum() - 0.5 * t2[:, a:].sum()) / npairs
+    # the norm's share of each gradient, b_i / r_i^2; none below eps
+    return loss, (w, inv, P, b.mul_(inv).mul_(inv).mul_(nrm >= EPS))
 
 def _sim_backward(saved, a, margin, npairs, grad):
-    "The gradient of `_sim_forward`'s loss for `w`, times `grad`, written out"
-    w, nrm, inv, C = saved
+    ("The gradient of `_sim_forward`'s loss for `w`, times `grad`, written out: "
+     "g_i = s (sum_j P_ij w_j / (r_i r_j) - b_i w_i / r_i^2) over the pairs of neuron i")
+    w, inv, P, bq = saved
     s = 2 * grad / npairs
-    # dL/dC
-    P = C.mul(s) if margin == 0 else _penalty_root(C, margin).copysign_(C).mul_(s)
-    # b_i / r_i^2 on the diagonal of S; none below eps
-    norms_share = lambda b: -b * inv * inv * (nrm >= EPS)
-    if a is None:
-        P.diagonal().zero_()
-        b = (P * C).sum(1)
-        S = P.mul_(inv[:, None]).mul_(inv)
-        S.diagonal().copy_(norms_share(b))
-        return S.mul_(2) @ w
-    P[:, a:].mul_(0.5).diagonal().zero_()
-    PC = P * C
-    b = PC.sum(0)
-    b[a:] += PC.sum(1)
-    d = norms_share(b)
-    S = P.mul_(inv[a:, None]).mul_(inv)
-    S[:, a:].mul_(2).diagonal().add_(d[a:])
+    E = P.mul(inv[a:, None] * s).mul_(inv)
+    d = bq * -s
+    E[:, a:].diagonal().copy_(d[a:])  # the norm's share of the new rows
     g = torch.empty_like(w)
-    torch.mm(S[:, :a].T, w[a:], out=g[:a])                # old rows
-    torch.mm(S[:, a:], w[a:], out=g[a:])                  # new rows
-    g[a:].addmm_(S[:, :a], w[:a])
-    g[:a].addcmul_(w[:a], d[:a, None])
+    torch.mm(E, w, out=g[a:])          # new rows: their pairs with all
+    if a:                              # old rows: their pairs with the new
+        torch.mm(E[:, :a].T, w[a:], out=g[:a])
+        g[:a].addcmul_(w[:a], d[:a, None])
     return g
 
 class _SimilarityLoss(torch.autograd.Function):
@@ -182,7 +176,7 @@ def similarity_loss(
     w = w.to(torch.promote_types(w.dtype, torch.float32))
     n = len(w)
     if pairs == 'all':
-        return _SimilarityLoss.apply(w, None, margin, n * (n-1)) if n > 1 else w.new_zeros(())
+        return _SimilarityLoss.apply(w, 0, margin, _new_pairs(n, n)) if n > 1 else w.new_zeros(())
     # a count: the newest neurons, at the end; no mask to build, and nothing read back from a GPU
     if type(new) is int and 0 <= new <= n: k, perm = new, None
     else:
@@ -196,7 +190,8 @@ def similarity_loss(
 
 # %% ../nbs/00_similarity.ipynb #b292768b
 class _Fused(torch.autograd.Function):
-    "Loss of `sc` over `ws`, with the gradients `sc` computed alongside as its backward"
+    ("Loss of `sc` over `ws`; its backward returns the gradients `sc` computed alongside, or, "
+     "layer by layer without a graph, computes them")
     @staticmethod
     def forward(ctx, sc, specs, *ws):
         loss, grads, token = sc._run(ws, specs)
@@ -210,8 +205,9 @@ class _Fused(torch.autograd.Function):
             raise RuntimeError("SimilarityConstraint: it was called again before the backward of an "
                                "earlier loss, whose gradients its CUDA graph has overwritten; call "
                                "backward first, or create it with graph=False")
-        # the gradients come in their weights' shapes: one multiply (one kernel on a GPU) for all
-        gs = torch._foreach_mul(ctx.grads, grad)
+        # computed now, `grad` folded into each layer's small product; or stored, in their weights'
+        # shapes: one multiply (one kernel on a GPU) for all
+        gs = ctx.grads(grad) if callable(ctx.grads) else torch._foreach_mul(ctx.grads, grad)
         return (None, None, *[g if g.dtype == dt else g.to(dt) for g, dt in zip(gs, ctx.dtypes)])
 
 def _rows(w, perm, dtype):
@@ -223,15 +219,36 @@ def _unpermute(g, perm):
     "Rows of gradient `g` back in the order of the weight"
     return g if perm is None else torch.empty_like(g).index_copy_(0, perm, g)
 
-def _loss_and_grads(ws, specs, margin):
-    "The mean constraint over `ws` and its gradient for each (as `[n, d]`), layer by layer, without autograd"
-    total, grads = 0., []
+def _layer_forward(ws, specs, margin):
+    "The mean constraint over `ws`, layer by layer, and for each layer what its gradient needs"
+    total, saved = 0., []
     for w, (a, npairs, perm) in zip(ws, specs):
-        v = _rows(w, perm, torch.promote_types(w.dtype, torch.float32))
-        loss, saved = _sim_forward(v, a, margin, npairs)
-        grads.append(_unpermute(_sim_backward(saved, a, margin, npairs, 1 / len(ws)), perm))
+        loss, s = _sim_forward(_rows(w, perm, torch.promote_types(w.dtype, torch.float32)), a, margin, npairs)
         total = total + loss
-    return total / len(ws), grads
+        saved.append(s)
+    return total / len(ws), saved
+
+def _layer_grads(ws, specs, margin, saved, grad):
+    "The gradient of `_layer_forward`'s loss for each of `ws`, times `grad`, dense in its weight's shape"
+    return [_unpermute(_sim_backward(s, a, margin, npairs, grad / len(ws)), perm).view(w.shape)
+            for w, s, (a, npairs, perm) in zip(ws, saved, specs)]
+
+def _loss_and_grads(ws, specs, margin):
+    "The mean constraint over `ws` and its gradient for each, layer by layer, without autograd"
+    loss, saved = _layer_forward(ws, specs, margin)
+    return loss, _layer_grads(ws, specs, margin, saved, 1.)
+
+def _pending_grads(ws, specs, margin, saved):
+    ("The gradients of `_layer_forward`'s loss as a function of the incoming gradient, computed when "
+     "called, from the weights as they were")
+    versions = [w._version for w in ws]
+    def grads(grad):
+        if [w._version for w in ws] != versions:
+            raise RuntimeError("SimilarityConstraint: a weight changed in place between the loss and its "
+                               "backward; call backward before changing the weights")
+        with torch.autocast(ws[0].device.type, enabled=False):
+            return _layer_grads(ws, specs, margin, saved, grad)
+    return grads
 
 # %% ../nbs/00_similarity.ipynb #b4c7e1a2
 def _batch_plan(ws, specs):
@@ -255,7 +272,7 @@ def _batch_plan(ws, specs):
         b['M4'] = torch.zeros(len(b['idx']), b['n'], b['n'], dtype=dt, device=ws[0].device)
         for j, i in enumerate(b['idx']):
             (n, _), (a, _, _) = shapes[i], specs[i]
-            k = n if a is None else n - a
+            k = n - a
             valid, new = r < n, (r < n) & (r >= n - k)
             m = valid[:, None] & valid[None, :] & (new[:, None] | new[None, :])
             m.fill_diagonal_(False)
@@ -296,8 +313,8 @@ def _batched_loss_and_grads(ws, specs, margin, plan):
 
 # %% ../nbs/00_similarity.ipynb #38c1ec87
 class SimilarityConstraint:
-    ("The mean of `similarity_loss` over several layers in one call, each gradient computed with "
-     "its loss; on a CUDA GPU, captured as a CUDA graph and replayed until a weight moves")
+    ("The mean of `similarity_loss` over several layers in one call. On a CUDA GPU each gradient is computed "
+     "with its loss, captured as a CUDA graph and replayed until a weight moves; on a CPU, in the backward")
     def __init__(self,
         pairs="new",  # 'new': pairs with at least one new neuron; 'all': every pair
         margin=0.0,   # |cos| up to `margin` costs nothing
@@ -340,7 +357,7 @@ class SimilarityConstraint:
             w = _weight_of(x)[0]
             if w.ndim < 2 or w.numel() == 0: neuron_weights(x)  # raises, saying why
             n = w.shape[0]
-            if self.pairs == 'all': a, perm, npairs = None, None, n * (n-1)
+            if self.pairs == 'all': a, perm, npairs = 0, None, _new_pairs(n, n)
             else:
                 k, perm = self._count(news[i], n, w.device)
                 a, npairs = n - k, _new_pairs(n, k)
@@ -371,7 +388,8 @@ class SimilarityConstraint:
 # %% ../nbs/00_similarity.ipynb #436f1fb4
 @patch
 def _run(self:SimilarityConstraint, ws, specs, graph=None):
-    "The loss and gradients over `ws`, and the replay count (None without a graph)"
+    ("The loss over `ws`, their gradients (or, layer by layer without a graph, a function of the incoming "
+     "gradient that computes them), and the replay count (None without a graph)")
     graph = (self.graph if graph is None else graph) and _graphable(ws)
     batched = ws[0].is_cuda if self.batched is None else self.batched
     # what a graph or a batch plan reads; nothing to key without either
@@ -381,6 +399,12 @@ def _run(self:SimilarityConstraint, ws, specs, graph=None):
         if graph or batched else None
     if batched and key != self._plan_key: self._plan, self._plan_key = _batch_plan(ws, specs), key
     plan = self._plan if batched else None
+    if not graph and not batched:
+        # layer by layer (a CPU's default): the gradients wait for the backward, which scales them as it
+        # computes them; none are computed for a loss that is never backpropagated
+        with torch.autocast(ws[0].device.type, enabled=False):
+            loss, saved = _layer_forward(ws, specs, self.margin)
+        return loss, _pending_grads(ws, specs, self.margin, saved), None
     def run():
         # in float32 also under autocast, which a CUDA graph would otherwise capture
         with torch.autocast(ws[0].device.type, enabled=False):

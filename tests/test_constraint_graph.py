@@ -118,15 +118,13 @@ def test_bad_input_gets_one_line():
     with pytest.raises(ValueError, match='got one Parameter; pass a list'): sc(lin8.weight)
 
 
-@pytest.mark.parametrize('batched', [False, True])
-def test_gradients_come_back_in_each_weights_dtype_shape_and_layout(graphs, batched):
-    "The backward scales all gradients at once (one `_foreach_mul`): each still reaches its weight in its own dtype, "
-    "shape and memory layout, scaled by the incoming gradient, as averaging `similarity_loss` over the layers gives"
+def check_gradients(sc):
+    ("Each gradient of `sc`'s loss reaches its weight in its own dtype, shape and memory layout, scaled by the "
+     "incoming gradient, as averaging `similarity_loss` over the layers gives; two calls (a graph: capture, replay)")
     torch.manual_seed(0)
     layers = [nn.Conv2d(3, 8, 3), nn.Conv2d(8, 16, 3).to(memory_format=torch.channels_last),
               nn.Linear(16, 12).double(), nn.Linear(12, 10).half()]
-    sc = SimilarityConstraint('all', batched=batched)
-    for scale in (3.0, -0.5):  # the first call captures, the second replays
+    for scale in (3.0, -0.5):
         for l in layers: l.weight.grad = None
         (scale * sc(layers)).backward()
         got = [l.weight.grad.clone() for l in layers]
@@ -138,4 +136,28 @@ def test_gradients_come_back_in_each_weights_dtype_shape_and_layout(graphs, batc
             assert g.is_contiguous(memory_format=torch.channels_last) == w.is_contiguous(memory_format=torch.channels_last)
             tol = dict(rtol=1e-2, atol=1e-4) if w.dtype == torch.half else dict(rtol=1e-5, atol=1e-7)
             torch.testing.assert_close(g.double(), w.grad.double(), **tol)
+
+
+@pytest.mark.parametrize('batched', [False, True])
+def test_gradients_come_back_in_each_weights_dtype_shape_and_layout(graphs, batched):
+    "Through a graph the backward scales the stored gradients at once (one `_foreach_mul`)"
+    sc = SimilarityConstraint('all', batched=batched)
+    check_gradients(sc)
     assert (sc.captures, sc.replays) == (1, 2)
+
+
+def test_without_a_graph_the_backward_computes_the_gradients_from_the_weights_the_loss_saw():
+    "Layer by layer without a graph (a CPU's default), the gradients wait for the backward; a weight changed in between is refused"
+    check_gradients(SimilarityConstraint('all'))
+    lin = nn.Linear(6, 5)
+    sc = SimilarityConstraint()
+    loss = sc([lin], [2])
+    with torch.no_grad(): lin.weight.add_(1.0)
+    with pytest.raises(RuntimeError, match='a weight changed in place between the loss and its backward; call backward before'):
+        loss.backward()
+    assert lin.weight.grad is None
+    # a fresh loss of the changed weights is fine
+    sc([lin], [2]).backward()
+    lin.weight.grad, g = None, lin.weight.grad
+    sim.similarity_loss(lin, 2).backward()
+    torch.testing.assert_close(g, lin.weight.grad)
