@@ -56,8 +56,8 @@ class FloorShare(Callback):
         if self._on and self.learn.train_iter % self.learn.growth.sim_every == 0: self.floor += self._floor
 
 class Timed(GrowthCallback):
-    ("GrowthCallback that clocks its constraint: each call (which computes the gradients too) and the backward "
-     "of what it returns, timed by hooks on that loss's node; on a CPU, where both run before they return. Left out: "
+    ("GrowthCallback that clocks its constraint: each call and the backward of what it returns (which computes the "
+     "gradients, on a CPU), timed by hooks on that loss's node; on a CPU, where both run before they return. Left out: "
      "autograd's adds of its gradients into the task loss's, one weight-sized add per layer. On each call, the "
      "floor's products alone on the same weights are timed too ('floor_spent'), outside the call's time")
     spent = floor_spent = 0.

@@ -369,7 +369,7 @@ class SimilarityConstraint:
                              "call it once per device")
         # nothing to backpropagate: no graph replay to overwrite what a pending backward needs
         if not (torch.is_grad_enabled() and any(w.requires_grad for w in ws)):
-            return self._run(ws, specs, graph=False)[0]
+            return self._run(ws, specs, graph=False, grads=False)[0]
         return _Fused.apply(self, specs, *ws)
 
     def _count(self, new, n, device):
@@ -387,9 +387,9 @@ class SimilarityConstraint:
 
 # %% ../nbs/00_similarity.ipynb #436f1fb4
 @patch
-def _run(self:SimilarityConstraint, ws, specs, graph=None):
+def _run(self:SimilarityConstraint, ws, specs, graph=None, grads=True):
     ("The loss over `ws`, their gradients (or, layer by layer without a graph, a function of the incoming "
-     "gradient that computes them), and the replay count (None without a graph)")
+     "gradient that computes them; `grads=False`: none needed), and the replay count (None without a graph)")
     graph = (self.graph if graph is None else graph) and _graphable(ws)
     batched = ws[0].is_cuda if self.batched is None else self.batched
     # what a graph or a batch plan reads; nothing to key without either
@@ -404,7 +404,7 @@ def _run(self:SimilarityConstraint, ws, specs, graph=None):
         # computes them; none are computed for a loss that is never backpropagated
         with torch.autocast(ws[0].device.type, enabled=False):
             loss, saved = _layer_forward(ws, specs, self.margin)
-        return loss, _pending_grads(ws, specs, self.margin, saved), None
+        return loss, (_pending_grads(ws, specs, self.margin, saved) if grads else None), None
     def run():
         # in float32 also under autocast, which a CUDA graph would otherwise capture
         with torch.autocast(ws[0].device.type, enabled=False):

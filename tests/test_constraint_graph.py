@@ -161,3 +161,8 @@ def test_without_a_graph_the_backward_computes_the_gradients_from_the_weights_th
     lin.weight.grad, g = None, lin.weight.grad
     sim.similarity_loss(lin, 2).backward()
     torch.testing.assert_close(g, lin.weight.grad)
+    # no backward to come: nothing kept for one, so tensors without a version counter work too
+    with torch.inference_mode():
+        w = torch.randn(5, 4)
+        v, v0 = SimilarityConstraint()([w], [2]), sim.similarity_loss(w, 2)
+    torch.testing.assert_close(v, v0)
