@@ -69,8 +69,9 @@ class Timed(GrowthCallback):
         self.spent += time.perf_counter() - t0
         if c is not None and c.device.type == 'cpu':  # a GPU's would need a synchronisation
             t0 = time.perf_counter()
+            # pairs='new', as part (d) and FloorShare take it
             for p in self.producers():
-                if k := _count(p): floor_products(neuron_weights(p).detach().float(), None if self.pairs == 'all' else k)
+                if k := _count(p): floor_products(neuron_weights(p).detach().float(), k)
             self.floor_spent += time.perf_counter() - t0
         if c is not None and c.grad_fn is not None:
             start = []

@@ -104,8 +104,8 @@ def _new_last(m):
 
 # %% ../nbs/00_similarity.ipynb #44d8a24a
 def _penalty_root(C, margin):
-    "`relu(|C| - margin)`: the penalty is its square"
-    return C.abs() if margin == 0 else (C.abs() - margin).clamp_min_(0)
+    "`relu(|C| - margin)` for a margin above 0: the penalty is its square (at 0, `C**2`: no root needed)"
+    return (C.abs() - margin).clamp_min_(0)
 
 def _sim_forward(w, a, margin, npairs):
     ("The constraint on the pairs of rows `a:` of `w` with all rows (`a=0`: every pair), "
@@ -230,7 +230,8 @@ def _layer_forward(ws, specs, margin):
 
 def _layer_grads(ws, specs, margin, saved, grad):
     "The gradient of `_layer_forward`'s loss for each of `ws`, times `grad`, dense in its weight's shape"
-    return [_unpermute(_sim_backward(s, a, margin, npairs, grad / len(ws)), perm).view(w.shape)
+    grad = grad / len(ws)  # the mean over the layers
+    return [_unpermute(_sim_backward(s, a, margin, npairs, grad), perm).view(w.shape)
             for w, s, (a, npairs, perm) in zip(ws, saved, specs)]
 
 def _loss_and_grads(ws, specs, margin):
@@ -408,10 +409,10 @@ def _run(self:SimilarityConstraint, ws, specs, graph=None, grads=True):
     def run():
         # in float32 also under autocast, which a CUDA graph would otherwise capture
         with torch.autocast(ws[0].device.type, enabled=False):
-            loss, grads = (_batched_loss_and_grads(ws, specs, self.margin, plan) if batched
-                           else _loss_and_grads(ws, specs, self.margin))
+            loss, gs = (_batched_loss_and_grads(ws, specs, self.margin, plan) if batched
+                        else _loss_and_grads(ws, specs, self.margin))
         # dense, in the weights' shapes: the backward is one multiply (a padded layer's rows are copied out)
-        return loss, [g.reshape(w.shape).contiguous() for g, w in zip(grads, ws)]
+        return loss, [g.reshape(w.shape).contiguous() for g, w in zip(gs, ws)]
     captured = False
     if graph and key != self._key:
         self._g = self._key = self._out = self._keep = None
