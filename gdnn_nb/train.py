@@ -28,7 +28,7 @@ from fastai.torch_core import default_device, num_distrib
 import fastai.distributed  # Learner.distrib_ctx
 from .distributed import rank0, unwrap
 from .callback import GrowthCallback, growth_x, _growth_key
-from .data import shapes_dls, cifar_dls
+from .data import shapes_dls, cifar_dls, augmenter
 from .grow import growable_groups
 from .models import vgg, resnet, count_params, count_flops
 from .similarity import similarity_stats, plot_similarity
@@ -48,15 +48,17 @@ def build_model(name, width, num_classes=10):
     fn, depth = MODELS[name]
     return fn(depth, width, num_classes)
 
-def get_dls(data='shapes', bs=128, seed=0, n_train=None, n_test=None, device=None, classes=10):
+def get_dls(data='shapes', bs=128, seed=0, n_train=None, n_test=None, device=None, classes=10,
+            augment=True):
     ("DataLoaders for `data`: 'shapes', 'cifar10', 'cifar100' (downloaded), "
      "or a path to a folder or .npz")
     if data == 'shapes':
-        return shapes_dls(n_train or 2000, n_test or 500, seed=seed, bs=bs, device=device)
+        return shapes_dls(n_train or 2000, n_test or 500, seed=seed, bs=bs, device=device,
+                          augment=augment)
     if data in ('cifar10', 'cifar100'):
-        return cifar_dls(data, None, bs, device, n_train=n_train, n_test=n_test, seed=seed)
-    return cifar_dls('cifar100' if classes == 100 else 'cifar10', data, bs, device,
-                     n_train=n_train, n_test=n_test, seed=seed)
+        return cifar_dls(data, None, bs, device, augment, n_train, n_test, seed)
+    return cifar_dls('cifar100' if classes == 100 else 'cifar10', data, bs, device, augment,
+                     n_train, n_test, seed)
 
 class TrainFlops(Callback):
     ("Training FLOPs of a fit: `3 * count_flops(model)` for every training image, "
@@ -131,6 +133,7 @@ def train_run(
     n_test=None,        # test images to use; None: all (shapes: 500)
     progress=True,      # show fastai's progress bar and table
     classes=10,         # classes of a data set given as a path: 10 or 100
+    augment=True,       # crop with padding and flip the training images
     **strategy_opts # options of the strategy and constraint, e.g. `candidates`, `pairs`, `margin`
 ):
     ("Train one run and return its learner, its model before training and its summary; "
@@ -147,7 +150,8 @@ def train_run(
     if fp16 and device.type != 'cuda':
         raise ValueError(f"fp16: mixed precision needs a CUDA GPU and this run is on {device}; "
                          "drop fp16")
-    dls = get_dls(data, bs, seed, n_train, n_test, device, classes)
+    dls = get_dls(data, bs, seed, n_train, n_test, device, classes, augment)
+    aug = augmenter(dls)
     static = strategy is None
     cb = GrowthCallback(at=[] if static else grow_at, by=grow_by, strategy=strategy or 'random',
                         sim_weight=0 if static else sim_weight,
@@ -159,7 +163,7 @@ def train_run(
     cb._schedule(epochs, len(dls.train))
     if fp16: learn.to_fp16()
     start = copy.deepcopy(learn.model).cpu()
-    t0 = time.perf_counter()
+    n_aug, t0 = aug.n_images if aug else 0, time.perf_counter()
     with learn.distrib_ctx() if distributed else contextlib.nullcontext():
         if progress: learn.fit_one_cycle(epochs, lr)
         else:
@@ -176,6 +180,7 @@ def train_run(
                    fit_time=fit_time, growth_time=sum(e['time'] for e in cb.history),
                    mean_abs=mean_abs, near_dup=near_dup, train_flops=learn.train_flops.flops,
                    train_images=learn.train_flops.images, flops_per_image=count_flops(learn.model),
+                   augmented_images=aug.n_images - n_aug if aug else 0,
                    n_classes=dls.c, final_widths=next(reversed(cb.log))['widths'] if cb.log else {},
                    device=str(device), epochs_log=rows,
                    settings=settings | dict(device=str(device), versions=_versions()))
@@ -273,6 +278,8 @@ def _common_args(p):
                         'default 2000)')
     p.add_argument('--n-test', type=_positive(int), default=None,
                    help='use only this many test images (shapes default 500)')
+    p.add_argument('--no-augment', dest='augment', action='store_false',
+                   help='train without cropping and flipping the training images')
     p.add_argument('--classes', type=int, default=10, choices=(10, 100),
                    help='classes in a PATH data set (default: 10)')
     p.add_argument('--out', default='runs', help='folder for run outputs (default: runs)')
@@ -351,9 +358,10 @@ def main(argv=None):
         if rank0() and out.name != (a.name or default):
             print(f"{out.parent/default} holds an earlier run; this run goes to {out}")
         strategy = None if a.strategy == 'static' else a.strategy
-        learn, start, s = train_run(a.data, a.model, a.width, a.epochs, strategy, a.sim_weight,
-                                    a.grow_at, a.grow_by, None, a.seed, a.device, a.fp16, a.bs,
-                                    a.lr, a.n_train, a.n_test, True, a.classes)
+        learn, start, s = train_run(
+            a.data, a.model, a.width, a.epochs, strategy, a.sim_weight, grow_at=a.grow_at,
+            grow_by=a.grow_by, seed=a.seed, device=a.device, fp16=a.fp16, bs=a.bs, lr=a.lr,
+            n_train=a.n_train, n_test=a.n_test, classes=a.classes, augment=a.augment)
     except (ValueError, ConnectionError, FileNotFoundError) as e: _fail('gdnn-train', e)
     if not rank0(): return
     s['settings']['cli'] = vars(a)
@@ -394,8 +402,9 @@ def _check_done(f, call):
     except ValueError:
         raise ValueError(f"{f}: not a readable result (interrupted while writing?); "
                          "delete it to rerun that run") from None
-    have = {k: _same(k, v) for k, v in r.get('settings', {}).items()
-            if k not in ('device', 'versions', 'cli')}
+    # runs recorded before `augment` was a setting trained without augmentation
+    have = {'augment': False} | {k: _same(k, v) for k, v in r.get('settings', {}).items()
+                                 if k not in ('device', 'versions', 'cli')}
     want = {k: _same(k, v) for k, v in run_settings(call).items()}
     diff = [f"{k}={have.get(k)!r} (now {want.get(k)!r})" for k in sorted(set(have) | set(want))
             if have.get(k) != want.get(k)]
@@ -633,7 +642,7 @@ def compare_main(argv=None):
         rows = summarize(compare(a.out, arms, range(a.seeds), a.width, final, data=a.data,
                                  model=a.model, epochs=a.epochs, sim_weight=a.sim_weight,
                                  grow_at=a.grow_at, device=a.device, fp16=a.fp16, bs=a.bs, lr=a.lr,
-                                 n_train=a.n_train, n_test=a.n_test, classes=a.classes,
+                                 n_train=a.n_train, n_test=a.n_test, classes=a.classes, augment=a.augment,
                                  progress=False, dry_run=a.dry_run, **extra), arms)
     except (ValueError, ConnectionError, FileNotFoundError) as e: _fail('gdnn-compare', e)
     if not rank0() or a.dry_run: return

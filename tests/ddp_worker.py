@@ -17,7 +17,7 @@ from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 import fastai.callback.schedule  # Learner.fit_one_cycle
 from gdnn_nb import callback
-from gdnn_nb.data import shapes_dls
+from gdnn_nb.data import shapes_dls, augmenter
 from gdnn_nb.distributed import unwrap, rewrap, replica_mismatches, rank0
 from gdnn_nb.models import vgg, resnet
 
@@ -46,6 +46,7 @@ class Watch(Callback):
     order = callback.GrowthCallback.order + 1
     def __init__(self, do_rewrap=True):
         self.do_rewrap, self.checks, self.epoch_loss, self.batch_loss, self.growth_batches, self.rewrapped, self.ddp = do_rewrap, [], [], [], [], 0, []
+        self.images = 0  # training images this rank saw
     def before_fit(self): self.seen, self.wrapper = len(self.learn.growth.history), weakref.ref(self.learn.model)  # a strong one would keep DDP's hooks alive
     def _after_growth(self, batch):
         if len(self.learn.growth.history) == self.seen: return
@@ -69,6 +70,7 @@ class Watch(Callback):
     def after_batch(self):
         if not self.training: return
         self._losses.append(self.learn.loss.item())
+        self.images += len(self.x)
         self.batch_loss.append(self._losses[-1])
     def after_train(self): self.epoch_loss.append(sum(self._losses) / len(self._losses))
 
@@ -79,13 +81,14 @@ def fit_one(arch, strategy, at, epochs, n_train, do_rewrap=True, seed=0, bs=16):
     model = vgg(11, 4, dls.c) if arch == 'vgg11' else resnet(20, 4, dls.c)
     watch = Watch(do_rewrap)
     learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), cbs=[GrowthCallback(at=at, strategy=strategy, by=0.5), watch])
-    t0 = time.perf_counter()
+    aug, t0 = augmenter(dls), time.perf_counter()
+    n_aug = aug.n_images
     with learn.no_bar(), learn.no_logging(), learn.distrib_ctx(sync_bn=False, cpu=True):
         learn.fit_one_cycle(epochs, 3e-3)
     widths = [{k: v for k, v in list(ev['widths_after'].items())[:2]} for ev in learn.growth.history]
     return dict(arch=arch, strategy=strategy, at=at, growths=len(learn.growth.history), widths=widths, checks=watch.checks,
                 end=replica_mismatches(learn), epoch_loss=watch.epoch_loss, batch_loss=watch.batch_loss,
-                growth_batches=watch.growth_batches, ddp=all(watch.ddp), rewrapped_by_test=watch.rewrapped,
+                growth_batches=watch.growth_batches, trained_images=watch.images, augmented_images=aug.n_images - n_aug, ddp=all(watch.ddp), rewrapped_by_test=watch.rewrapped,
                 time=time.perf_counter() - t0), learn
 
 def between_fits(n_train):

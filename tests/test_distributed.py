@@ -49,6 +49,10 @@ def test_replicas_bitwise_equal_after_each_growth_and_at_the_end(ddp):
         assert r['end'] == [], f"{r['arch']} {r['strategy']} at the end: {r['end'][:5]}"
 
 
+def test_each_rank_augments_its_training_images(ddp):
+    for r in fits(ddp): assert r['augmented_images'] == r['trained_images'] > 0, f"{r['arch']} {r['strategy']}: {r}"
+
+
 def test_training_loss_falls(ddp):
     for r in ddp['runs']: assert r['epoch_loss'][-1] < r['epoch_loss'][0], f"{r['arch']} {r['strategy']}: {r['epoch_loss']}"
 
