@@ -19,7 +19,7 @@ from fastcore.basics import store_attr
 from fastcore.meta import delegates
 from fastai.data.core import DataLoaders
 from fastai.data.core import TfmdDL
-from fastai.data.transforms import Normalize
+from fastai.data.transforms import CategoryMap, Normalize
 from fastai.torch_core import TensorImage, TensorCategory, default_device
 from fasttransform import Transform
 
@@ -32,6 +32,8 @@ class ImageArrays:
                  vocab=None, # the class names, in label order
                  split_idx:int=None): # 0: training (augmented), 1: validation, as fastai's datasets
         store_attr()
+        # what fastai's `Interpretation` and `predict` read as the targets' vocabulary
+        if vocab is not None: self.vocab = CategoryMap(list(vocab), sort=False)
     def __len__(self): return len(self.x)
     def __getitem__(self, i): return i
     @property
@@ -56,7 +58,7 @@ def _test_image(o, i):
     from PIL import Image
     if isinstance(o, (str, Path)): o = _read_image(o)
     elif isinstance(o, Image.Image): o = np.asarray(o.convert('RGB'))
-    t = o if torch.is_tensor(o) else torch.as_tensor(np.asarray(o))
+    t = o if torch.is_tensor(o) else torch.from_numpy(np.array(o))
     if t.ndim == 3 and t.shape[-1] == 3 and t.shape[0] != 3: t = t.permute(2, 0, 1)
     if t.ndim != 3 or t.shape[0] != 3 or tuple(t.shape[1:]) != IMG_SIZE or t.dtype != torch.uint8:
         raise ValueError(f"test item {i}: a {'x'.join(map(str, t.shape))} {t.dtype} image; "

@@ -180,7 +180,7 @@ def train_run(
                    fit_time=fit_time, growth_time=sum(e['time'] for e in cb.history),
                    mean_abs=mean_abs, near_dup=near_dup, train_flops=learn.train_flops.flops,
                    train_images=learn.train_flops.images, flops_per_image=count_flops(learn.model),
-                   augmented_images=aug.n_images - n_aug if aug else 0,
+                   augmented_images=aug.n_images - n_aug if aug else 0, threads=torch.get_num_threads(),
                    n_classes=dls.c, final_widths=next(reversed(cb.log))['widths'] if cb.log else {},
                    device=str(device), epochs_log=rows,
                    settings=settings | dict(device=str(device), versions=_versions()))

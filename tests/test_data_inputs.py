@@ -152,7 +152,7 @@ def test_download_path_offline_and_cached(fastai_cifar_home):
     first, second = t1 - t0, t2 - t1
     print(f"\ncifar_dls() on {h.n_train} + {h.n_test} PNGs: first call {first:.3f} s (decode, write the cache), second {second:.3f} s (cache)")
     assert dls.source == h.path and cache.exists()
-    assert (len(dls.train.x), len(dls.valid.x), dls.vocab) == (h.n_train, h.n_test, CIFAR10_CLASSES)
+    assert (len(dls.train.x), len(dls.valid.x), list(dls.vocab)) == (h.n_train, h.n_test, CIFAR10_CLASSES)
     assert str(dls.device).startswith('cuda') == __import__('torch').cuda.is_available()
     arrs, _ = read_folder(h.path)
     for k, dl in (('train', dls2.train), ('test', dls2.valid)):
