@@ -1,6 +1,6 @@
 """Time to grow every group of a VGG-19 by 30%, for each strategy, on one device.
 
-Goal: under 100 ms at width 16 on the CPU for `similarity`, `random` and `net2net`; for `firefly`,
+Goal: under 100 ms at width 16 on the CPU for `similarity`, `random` and `net2net`; for `firefly-fo`,
 the time and the number of batches it used (it runs forward and backward passes on them).
 Also: how growth time scales from width 16 to width 64. Medians of --repeats runs, each on a
 freshly built model, all in one process.
@@ -53,16 +53,16 @@ def main():
     print(f"VGG-19, grow every group by 30%, device {a.device} ({torch.get_num_threads()} threads), torch {torch.__version__}; "
           f"firefly: {a.batches} batches of {a.bs} ({src}) per group")
     res = {}
-    for s in ('similarity', 'random', 'net2net', 'firefly'):
-        opts = dict(batches=batches, loss_func=F.cross_entropy) if s == 'firefly' else {}
+    for s in ('similarity', 'random', 'net2net', 'firefly-fo'):
+        opts = dict(batches=batches, loss_func=F.cross_entropy) if s == 'firefly-fo' else {}
         for w in a.widths:
-            reps = max(1, a.repeats // 2) if s == 'firefly' else a.repeats
+            reps = max(1, a.repeats // 2) if s == 'firefly-fo' else a.repeats
             t, info = time_growth(w, s, reps, a.device, **opts)
             res[s, w] = t
-            extra = f", {info['batches']} batches in all" if s == 'firefly' else ''
+            extra = f", {info['batches']} batches in all" if s == 'firefly-fo' else ''
             print(f"{s:10s} width {w:3d}: {t*1e3:9.1f} ms  ({info['groups']} groups, params {info['params']}{extra})")
     lo, hi = min(a.widths), max(a.widths)
-    print(f"\nscaling width {lo} -> {hi}: " + ', '.join(f"{s} {res[s, hi]/res[s, lo]:.1f}x" for s in ('similarity', 'random', 'net2net', 'firefly')))
+    print(f"\nscaling width {lo} -> {hi}: " + ', '.join(f"{s} {res[s, hi]/res[s, lo]:.1f}x" for s in ('similarity', 'random', 'net2net', 'firefly-fo')))
     ok = all(res[s, 16] < 0.1 for s in ('similarity', 'random', 'net2net')) if 16 in a.widths else None
     if ok is not None: print(f"goal (<100 ms at width 16 for similarity, random, net2net): {'met' if ok else 'NOT met'}")
 

@@ -8,7 +8,7 @@ Docs: https://gdnn-nb.github.io/gdnn_nb/callback.html.md"""
 __all__ = ['GrowthCallback', 'growth_x', 'SimilarityStats']
 
 # %% ../nbs/03_callback.ipynb #ea9f9c4a
-import itertools, sys, time, warnings
+import inspect, itertools, sys, time, warnings
 from collections import deque
 import torch
 import matplotlib.pyplot as plt
@@ -17,8 +17,8 @@ from fastai.learner import Learner, ValueMetric
 import fastai.callback.schedule  # Learner.fit_one_cycle and Learner.fine_tune
 from fastcore.basics import patch
 from .similarity import SimilarityConstraint, similarity_loss, similarity_stats
-from .grow import (STRATEGIES, GrowthWarning, feeds, growable_groups, grow, grow_model,
-                          growth_count, out_width, resize_opt_state, _resolve)
+from .grow import (STRATEGIES, GrowthWarning, feeds, growable_groups, grow_groups, grow_model,
+                          growth_count, out_width, resize_opt_state, _resolve, _strategy)
 from .models import count_params
 from .distributed import local_dl, rewrap, unwrap
 
@@ -68,7 +68,6 @@ class GrowthCallback(Callback):
         target_width=None, # first growing layer's width at the last step; others keep their ratios
         target_params=None, # final parameter count, reached at the last step
         sim_every=1, # apply the constraint every `sim_every` batches, its weight multiplied by it
-        n_batches=2, # training batches firefly scores its candidates on, at an epoch start
         loss_window=20, # batches averaged for the loss before and after each growth step
         snapshots=True, # keep CPU copies of the growing layers before each step, for the explorers
         **strategy_opts # options of the strategy, e.g. `candidates=4`, `temperature=0.0`
@@ -104,8 +103,8 @@ class GrowthCallback(Callback):
         self.sim_weight, self.pairs, self.margin, self.max_width, self.layers = \
             sim_weight, pairs, margin, max_width, layers
         self.sim_every = sim_every
-        self.target_width, self.target_params, self.n_batches, self.strategy_opts = \
-            target_width, target_params, n_batches, strategy_opts
+        self.target_width, self.target_params, self.strategy_opts = \
+            target_width, target_params, strategy_opts
         # producers' weights and new-neuron masks before each growth, and at the end
         self.keep_snapshots, self.snapshots = snapshots, []
         self.history, self.log, self.last_sim, self._sc = [], [], None, None
@@ -255,13 +254,10 @@ def _targets(self:GrowthCallback):
 
 # %% ../nbs/03_callback.ipynb #7877b703
 @patch
-def _firefly_batches(self:GrowthCallback):
-    ("A few training batches for firefly's scores: the current one mid-epoch, "
-     "else the first `n_batches` of an epoch")
-    # mid-epoch: the current training batch
-    if self.training and self._iter: return [(*self.learn.xb, *self.learn.yb)]
-    # not the validation batch fastai still holds
-    return list(itertools.islice(local_dl(self.dls.train), self.n_batches))
+def train_batches(self:GrowthCallback, n=None):
+    ("`n` batches of a fresh pass over this process's training data (None: a whole epoch), "
+     "as the loader makes them: for strategies that score or train candidates on data")
+    return itertools.islice(local_dl(self.dls.train), n)
 
 @patch
 def grow_now(self:GrowthCallback, by=None, strategy=None, targets=None, remaining=1, **opts):
@@ -269,16 +265,17 @@ def grow_now(self:GrowthCallback, by=None, strategy=None, targets=None, remainin
      "resize the optimiser state, log the event")
     strategy = strategy or self.strategy
     opts = {**self.strategy_opts, **opts}
-    if strategy == 'firefly':
-        opts.setdefault('batches', self._firefly_batches)
-        opts.setdefault('loss_func', self.learn.loss_func)
+    takes = inspect.signature(_strategy(strategy, {})[0]).parameters
+    # data and loss for the strategies that use them (firefly), clean of MixUp and the like
+    if 'batches' in takes: opts.setdefault('batches', self.train_batches)
+    if 'loss_func' in takes: opts.setdefault('loss_func', self.learn.loss_func)
     self.snapshot(f"before growth {len(self.history) + 1} "
                   f"(epoch {getattr(self.learn, 'epoch', '-')})")
     t0 = time.perf_counter()
     gs = self.groups()
     mods = {g.producer: self.model.get_submodule(g.producer) for g in gs}
     sim_before = {n: similarity_stats(m) for n, m in mods.items()}
-    recs = []
+    ks = []
     for g in gs:
         n = out_width(mods[g.producer])
         if targets is None: k = growth_count(n, self.by if by is None else by)
@@ -287,7 +284,14 @@ def grow_now(self:GrowthCallback, by=None, strategy=None, targets=None, remainin
         norm = self.model.get_submodule(g.norm) if g.norm else None
         # the width must stay a multiple of the groups
         if isinstance(norm, torch.nn.GroupNorm) and k: k += -(n + k) % norm.num_groups
-        recs.append(grow(self.model, g, k, strategy, self.max_width, **opts))
+        ks.append(k)
+    if targets is not None and getattr(_strategy(strategy, {})[0], 'joint', False):
+        # a joint strategy spends a total as it sees fit: the total that keeps the whole network on
+        # the schedule toward the sum of the targets
+        n, t = sum(out_width(m) for m in mods.values()), sum(targets[g.producer] for g in gs)
+        total = t - n if remaining <= 1 else round(n * (t / n) ** (1 / remaining)) - n
+        ks = [max(0, total)] + [0] * (len(gs) - 1)
+    recs = grow_groups(self.model, gs, ks, strategy, self.max_width, **opts)
     if self.learn.opt is not None: resize_opt_state(self.learn.opt, recs)
     # rank 0's grown tensors on every rank; no stale compiled code;
     # in a distributed fit, a new DDP wrapper
@@ -302,6 +306,7 @@ def grow_now(self:GrowthCallback, by=None, strategy=None, targets=None, remainin
               widths_after={r.group: r.after for r in recs}, new={r.group: r.new for r in recs},
               sim_before=sim_before, sim_after={n: similarity_stats(m) for n, m in mods.items()},
               params=count_params(self.model), info={r.group: r.info for r in recs if r.info},
+              candidate_flops=sum(r.info.get('candidate_flops', 0) for r in recs),
               time=time.perf_counter() - t0)
     if self._losses: ev['loss_before'] = torch.stack(list(self._losses)).mean().item()
     self.history.append(ev)

@@ -1,4 +1,4 @@
-"""Widen layers in place while keeping what the network computes, its parameters' identity and its optimiser state; choose the new neurons with one of four strategies.
+"""Widen layers in place while keeping what the network computes, its parameters' identity and its optimiser state; choose the new neurons with a strategy.
 
 Docs: https://gdnn-nb.github.io/gdnn_nb/grow.html.md"""
 
@@ -7,8 +7,8 @@ Docs: https://gdnn-nb.github.io/gdnn_nb/grow.html.md"""
 # %% auto #0
 __all__ = ['PRODUCERS', 'NORMS', 'PASS_THROUGH', 'STRATEGIES', 'Group', 'out_width', 'in_width', 'growable_groups', 'NewNeurons',
            'GrowContext', 'GrowthRecord', 'register_strategy', 'draw_neurons', 'random_strategy', 'max_similarity',
-           'select_dissimilar', 'similarity_strategy', 'net2net_strategy', 'firefly_strategy', 'GrowthWarning', 'grow',
-           'growth_count', 'grow_model', 'resize_opt_state', 'feeds', 'load_grown']
+           'select_dissimilar', 'similarity_strategy', 'net2net_strategy', 'firefly_fo_strategy', 'GrowthWarning',
+           'grow_groups', 'grow', 'growth_count', 'grow_model', 'resize_opt_state', 'feeds', 'load_grown']
 
 # %% ../nbs/01_grow.ipynb #8a8e7f55
 import copy, inspect, math, warnings
@@ -114,6 +114,7 @@ class NewNeurons:
     old_out_scale: Tensor|None = None  # [n] scales of the old neurons' outgoing weights (default 1)
     norm_src: Tensor|None = None  # [k] old channel whose norm state each new one copies (-1: fresh)
     info: dict = field(default_factory=dict)  # what the strategy reports (e.g. batches used)
+    w_shift: Tensor|None = None   # [n, *producer.weight.shape[1:]] added to the old neurons' incoming weights
 
 @dataclass
 class GrowContext:
@@ -124,6 +125,7 @@ class GrowContext:
     norm: nn.Module|None
     consumer: nn.Module
     generator: torch.Generator|None = None
+    max_k: int|None = None  # the most neurons this group may take (`max_width`); None: no limit
     @property
     def width(self): return out_width(self.producer)
     def out_weight(self):
@@ -194,6 +196,7 @@ def _apply(ctx, spec, k, rec):
     "Write the new neurons `spec` into the producer, norm and consumer of `ctx`"
     P, N, Q, n = ctx.producer, ctx.norm, ctx.consumer, ctx.width
     dev, wq = P.weight.device, ctx.out_weight()
+    if spec.w_shift is not None: P.weight.add_(spec.w_shift.to(P.weight))
     _append(P.weight, spec.w_in, 0, rec)
     if P.bias is not None:
         _append(P.bias, spec.b_in if spec.b_in is not None else torch.zeros(k, device=dev), 0, rec)
@@ -229,10 +232,11 @@ def _mark_new(P, n, k):
 # %% ../nbs/01_grow.ipynb #694b5f81
 STRATEGIES = {}
 
-def register_strategy(name):
+def register_strategy(name,
+                      joint=False): # True: `(ctxs, ks, **options) -> [NewNeurons]` over all groups at once
     "Decorator: register a growth strategy `(ctx, k, **options) -> NewNeurons` under `name`"
     def _reg(f):
-        STRATEGIES[name] = f
+        f.joint, STRATEGIES[name] = joint, f
         return f
     return _reg
 
@@ -302,14 +306,14 @@ def net2net_strategy(ctx, k, noise=1e-2):
                       old_scale, src)
 
 # %% ../nbs/01_grow.ipynb #f5348048
-@register_strategy('firefly')
-def firefly_strategy(ctx, k, batches=None, loss_func=None, candidates=4, eps=1e-2):
+@register_strategy('firefly-fo')
+def firefly_fo_strategy(ctx, k, batches=None, loss_func=None, candidates=4, eps=1e-2, n_batches=2):
     ("Keep the k best of n splits and `candidates * k` new neurons, "
-     "by first-order loss decrease on `batches`")
+     "by first-order loss decrease on `n_batches` of `batches`")
     if batches is None or loss_func is None:
-        raise ValueError("grow: strategy 'firefly' needs batches=[(x, y), ...] "
-                         "(or a callable returning them) and loss_func=...")
-    batches = batches() if callable(batches) else batches
+        raise ValueError("grow: strategy 'firefly-fo' needs batches=[(x, y), ...] "
+                         "(or a callable returning n of them) and loss_func=...")
+    batches = list(batches(n_batches)) if callable(batches) else batches
     P, n, g = ctx.producer, ctx.width, ctx.generator
     m = max(k, round(candidates * k))
     cand = draw_neurons(P, m, g)
@@ -323,7 +327,7 @@ def firefly_strategy(ctx, k, batches=None, loss_func=None, candidates=4, eps=1e-
             loss_func(tmp(xb), yb).backward()
             nb += 1
     if nb == 0:
-        raise ValueError("grow: strategy 'firefly' got no batches; pass at least one (x, y)")
+        raise ValueError("grow: strategy 'firefly-fo' got no batches; pass at least one (x, y)")
     gw = tP.weight.grad[:n].flatten(1) / nb
     go = tQ.weight.grad.reshape(tQ.weight.shape[0], n + m, -1)[:, n:] / nb
     wq = ctx.out_weight().detach()
@@ -413,32 +417,28 @@ def _strategy(strategy, opts):
                          f"its options: {', '.join(params) or 'none'}")
     return fn, name
 
-def grow(
-    model,                 # the network, changed in place
-    group,                 # a producer's name, a `Group`, or a (producer, norm, consumer) tuple
-    k,                     # how many neurons to add
-    strategy="similarity", # a strategy ('similarity', 'random', 'net2net', 'firefly') or a function
-    max_width=None,        # never grow the producer beyond this many neurons
-    generator=None,        # a `torch.Generator` for the strategy's draws (same seed, same neurons)
-    **opts                 # the strategy's options, e.g. `candidates=4`, `temperature=0.0`
-) -> GrowthRecord:
-    "Add `k` neurons to `group` of `model` in place, chosen by `strategy`; returns what was done"
+def _context(model, group, k, max_width, generator, joint):
+    "The `GrowContext` of `group` and its `k`, checked, and clipped to `max_width`"
     g = _resolve(model, group)
     if isinstance(k, bool) or not isinstance(k, int):
         raise ValueError(f"grow: k={k!r} for layer '{g.producer}'; k is a whole number of neurons")
     if k < 0:
         raise ValueError(f"grow: k={k} for layer '{g.producer}'; "
                          "k counts neurons to add and must be 0 or more")
-    fn, name = _strategy(strategy, opts)
     mods = dict(model.named_modules())
     ctx = GrowContext(model, g, mods[g.producer], mods[g.norm] if g.norm else None,
                       mods[g.consumer], generator)
     n = ctx.width
-    if max_width is not None: k = max(0, min(k, max_width - n))
-    rec = GrowthRecord(g.producer, g.norm, g.consumer, n, n + k, list(range(n, n + k)), name)
-    if k == 0: return rec
-    if isinstance(ctx.norm, nn.GroupNorm):
+    if max_width is not None:
+        ctx.max_k = max(0, max_width - n)
+        # a joint strategy spends the total of the ks, each group up to its max_k
+        if not joint: k = min(k, ctx.max_k)
+    if isinstance(ctx.norm, nn.GroupNorm) and k:
         G = ctx.norm.num_groups
+        if joint:
+            raise ValueError(f"grow: '{g.norm}' is a GroupNorm of {G} groups, whose width must stay "
+                             "a multiple of them, and a joint strategy chooses each layer's count "
+                             "itself; use a strategy that grows each group by its k")
         if (n + k) % G:
             ks = [j for j in range(1, 3 * G + 1) if (n + j) % G == 0]
             raise ValueError(f"grow: '{g.norm}' has {G} groups, "
@@ -448,15 +448,57 @@ def grow(
         warnings.warn(f"grow: '{g.producer}' feeds GroupNorm '{g.norm}'; "
                       "new channels change which channels are normalised together, "
                       "so the network's output changes at this step (BatchNorm keeps it)",
-                      GrowthWarning, stacklevel=2)
-    spec = fn(ctx, k, **opts)
-    with torch.no_grad(): _apply(ctx, spec, k, rec)
+                      GrowthWarning, stacklevel=3)
+    return ctx, k
+
+def grow_groups(
+    model,                 # the network, changed in place
+    groups,                # producers' names, `Group`s or (producer, norm, consumer) tuples
+    ks,                    # how many neurons to add to each (a joint strategy spends their total)
+    strategy="similarity", # a registered strategy's name, or a function
+    max_width=None,        # never grow a producer beyond this many neurons
+    generator=None,        # a `torch.Generator` for the strategy's draws (same seed, same neurons)
+    **opts                 # the strategy's options
+) -> list:
+    ("Add `ks[i]` neurons to `groups[i]` of `model` in place, chosen by `strategy`; "
+     "returns a `GrowthRecord` per group")
+    fn, name = _strategy(strategy, opts)
+    joint = getattr(fn, 'joint', False)
+    order = {nm: i for i, (nm, _) in enumerate(model.named_modules())}
+    cks = [_context(model, g, k, max_width, generator, joint) for g, k in zip(groups, ks)]
+    # a joint strategy's neurons are written in forward order: a producer's new input columns first
+    run = sorted(range(len(cks)), key=lambda i: order[cks[i][0].group.producer]) if joint else \
+          range(len(cks))
+    ctxs, ks = [cks[i][0] for i in run], [cks[i][1] for i in run]
+    specs = (fn(ctxs, ks, **opts) if sum(ks) else [None] * len(ctxs)) if joint else ks
+    recs = {}
+    for i, ctx, spec in zip(run, ctxs, specs):
+        # one group's strategy runs after the groups before it grew: its input may be wider
+        if not joint: spec = fn(ctx, spec, **opts) if spec else None
+        g, n, k = ctx.group, ctx.width, 0 if spec is None else len(spec.w_in)
+        recs[i] = rec = GrowthRecord(g.producer, g.norm, g.consumer, n, n + k,
+                                     list(range(n, n + k)), name)
+        if spec is None: continue
+        if k:
+            with torch.no_grad(): _apply(ctx, spec, k, rec)
+        rec.info = spec.info
     # inside `torch.autocast`, cast copies of the old weights would otherwise be reused
     torch.clear_autocast_cache()
     # torch.compile'd: drop code for the old shapes
     if isinstance(getattr(model, '_orig_mod', None), nn.Module): torch._dynamo.reset()
-    rec.info = spec.info
-    return rec
+    return [recs[i] for i in range(len(cks))]
+
+def grow(
+    model,                 # the network, changed in place
+    group,                 # a producer's name, a `Group`, or a (producer, norm, consumer) tuple
+    k,                     # how many neurons to add
+    strategy="similarity", # a strategy ('similarity', 'random', 'net2net', 'firefly', ...) or a function
+    max_width=None,        # never grow the producer beyond this many neurons
+    generator=None,        # a `torch.Generator` for the strategy's draws (same seed, same neurons)
+    **opts                 # the strategy's options, e.g. `candidates=4`, `temperature=0.0`
+) -> GrowthRecord:
+    "Add `k` neurons to `group` of `model` in place, chosen by `strategy`; returns what was done"
+    return grow_groups(model, [group], [k], strategy, max_width, generator, **opts)[0]
 
 # %% ../nbs/01_grow.ipynb #4b235970
 def growth_count(n, by) -> int:
@@ -482,11 +524,8 @@ def grow_model(
     groups = growable_groups(model) if layers is None else [_resolve(model, l) for l in layers]
     if not groups: raise ValueError(f"grow_model: {type(model).__name__} has no growable group; "
                                     "name one as (producer, norm, consumer)")
-    recs = []
-    for g in groups:
-        k = growth_count(out_width(model.get_submodule(g.producer)), by)
-        recs.append(grow(model, g, k, strategy, max_width, generator, **opts))
-    return recs
+    ks = [growth_count(out_width(model.get_submodule(g.producer)), by) for g in groups]
+    return grow_groups(model, groups, ks, strategy, max_width, generator, **opts)
 
 # %% ../nbs/01_grow.ipynb #d6aa6e58
 def _opt_state(opt):
@@ -582,3 +621,6 @@ def load_grown(self:Learner, file, **kwargs):
     load_grown(self.model, self.path/self.model_dir/f'{file}.pth')
     self.opt = None  # rebuilt by `load` over the widened parameters
     return self.load(file, **kwargs)
+
+# %% ../nbs/01_grow.ipynb #3c3998de
+from . import firefly  # registers 'firefly'

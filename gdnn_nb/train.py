@@ -29,7 +29,7 @@ import fastai.distributed  # Learner.distrib_ctx
 from .distributed import rank0, unwrap
 from .callback import GrowthCallback, growth_x, _growth_key
 from .data import shapes_dls, cifar_dls, augmenter
-from .grow import growable_groups
+from .grow import growable_groups, STRATEGIES
 from .models import vgg, resnet, count_params, count_flops
 from .similarity import similarity_stats, plot_similarity
 
@@ -62,15 +62,23 @@ def get_dls(data='shapes', bs=128, seed=0, n_train=None, n_test=None, device=Non
 
 class TrainFlops(Callback):
     ("Training FLOPs of a fit: `3 * count_flops(model)` for every training image, "
-     "at the width the model has at that batch")
+     "at the width the model has at that batch, and what growth strategies spent on candidates")
     order = GrowthCallback.order + 1
-    def before_fit(self): self.flops, self.images, self._n, self._fwd = 0, 0, None, 0
+    def before_fit(self):
+        self.flops, self.images, self._n, self._fwd = 0, 0, None, 0
+        self._events = len(self._history())
+    def _history(self):
+        cb = getattr(self.learn, 'growth', None)
+        return cb.history if isinstance(cb, GrowthCallback) else []
     def after_batch(self):
         if not self.training: return
         n = _growth_key(self.learn)
         # after a growth step
-        if n != self._n: self._n, self._fwd = n, count_flops(unwrap(self.learn.model),
-                                                              tuple(self.x.shape[1:]))
+        if n != self._n:
+            self._n, self._fwd = n, count_flops(unwrap(self.learn.model), tuple(self.x.shape[1:]))
+            h = self._history()
+            self.flops += sum(ev.get('candidate_flops', 0) for ev in h[self._events:])
+            self._events = len(h)
         self.flops += 3 * self._fwd * len(self.x)  # forward, and a backward pass twice its cost
         self.images += len(self.x)
 
@@ -304,7 +312,7 @@ def train_parser():
                     'OUT/NAME.')
     _common_args(p)
     p.add_argument('--strategy', default='similarity',
-                   choices=('similarity', 'random', 'net2net', 'firefly', 'static'),
+                   choices=(*STRATEGIES, 'static'),
                    help='how to choose new neurons, or static (no growth) (default: similarity)')
     p.add_argument('--grow-by', type=_number(float, strict=False), default=0.5,
                    help='growth per step: a ratio of the current width (default: 0.5)')

@@ -50,7 +50,10 @@ def test_replicas_bitwise_equal_after_each_growth_and_at_the_end(ddp):
 
 
 def test_each_rank_augments_its_training_images(ddp):
-    for r in fits(ddp): assert r['augmented_images'] == r['trained_images'] > 0, f"{r['arch']} {r['strategy']}: {r}"
+    for r in fits(ddp):
+        # firefly also reads training batches for its candidates
+        if r['strategy'] == 'firefly': assert r['augmented_images'] > r['trained_images'] > 0, r
+        else: assert r['augmented_images'] == r['trained_images'] > 0, f"{r['arch']} {r['strategy']}: {r}"
 
 
 def test_training_loss_falls(ddp):

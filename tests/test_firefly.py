@@ -1,0 +1,58 @@
+"""Firefly as a growth arm: its candidate phase is counted in the run's training FLOPs and time, it grows the layers
+unevenly from one budget, and it works at any growth point of a fit with data the loader makes (MixUp never reaches it)."""
+import pytest
+import torch
+from fastai.callback.mixup import MixUp
+from fastai.learner import Learner
+from fastai.losses import CrossEntropyLossFlat
+
+from gdnn_nb.callback import GrowthCallback
+from gdnn_nb.data import shapes_dls
+from gdnn_nb.models import vgg
+from gdnn_nb.train import train_run
+
+RUN = dict(width=4, target_width=8, epochs=3, n_train=128, n_test=32, grow_at=[1, 2], bs=32, device='cpu', progress=False, seed=0)
+
+
+@pytest.fixture(scope='module')
+def runs():
+    return {s: train_run(strategy=s, **RUN) for s in ('random', 'firefly')}
+
+
+def test_the_candidate_phase_counts_in_the_training_flops(runs):
+    (rl, _, r), (fl, _, f) = runs['random'], runs['firefly']
+    cand = [ev['candidate_flops'] for ev in fl.growth.history]
+    assert len(cand) == 2 and all(c > 0 for c in cand)
+    assert [ev['candidate_flops'] for ev in rl.growth.history] == [0, 0]
+    # the same images trained; firefly's model differs in shape, so compare with what its own steps cost
+    assert f['train_images'] == r['train_images']
+    steps = f['train_flops'] - sum(cand)
+    assert 0 < steps < 3 * f['flops_per_image'] * f['train_images']  # its steps, at widths up to the final one
+    assert f['train_flops'] > r['train_flops'] and f['growth_time'] > r['growth_time']
+
+
+def test_one_budget_spent_unevenly(runs):
+    (rl, _, r), (fl, _, f) = runs['random'], runs['firefly']
+    added = lambda learn: [sum(ev['widths_after'][g] - ev['widths_before'][g] for g in ev['widths_after'])
+                           for ev in learn.growth.history]
+    assert sum(added(fl)) == sum(added(rl))  # toward the same target: the same number of neurons in all
+    assert sum(f['final_widths'].values()) == sum(r['final_widths'].values())
+    ev = fl.growth.history[0]
+    assert len({ev['widths_after'][g] - ev['widths_before'][g] for g in ev['widths_after']}) > 1
+    info = ev['info']
+    assert sum(i['splits'] + i['new'] for i in info.values()) == added(fl)[0]
+
+
+def test_candidates_train_on_clean_batches_beside_mixup():
+    "MixUp mixes the learner's batch; firefly reads its own batches from the loader, with their labels"
+    torch.manual_seed(0)
+    dls = shapes_dls(64, 16, bs=16, device='cpu')
+    seen = []
+    def loss(out, y):
+        seen.append(y)
+        return CrossEntropyLossFlat()(out, y)
+    cb = GrowthCallback(at=[0.5], by=0.5, strategy='firefly', sim_weight=0, candidates=4, loss_func=loss)
+    learn = Learner(dls, vgg(11, 4, dls.c), loss_func=CrossEntropyLossFlat(), cbs=[cb, MixUp()])
+    with learn.no_bar(), learn.no_logging(): learn.fit(2, 1e-3)
+    assert len(learn.growth.history) == 1 and seen
+    assert all(y.dtype == torch.long and y.ndim == 1 for y in seen)  # class indices, not mixed targets
