@@ -63,7 +63,7 @@ class Candidates(nn.Module):
      "into its consumer's outputs")
     def __init__(self,
                  ctxs, # the `GrowContext`s of the growing groups, in forward order
-                 K=70, # new neurons per group
+                 K, # new neurons per group
                  v_init=0.1, # split directions start uniform in +-v_init
                  new_init=0.1, # new neurons' incoming weights start normal with this std
                  vni_init=0.01, # weights out of the new neurons start uniform in +-vni_init
@@ -160,15 +160,13 @@ def train_candidates(
     ctxs,                 # the growing groups' `GrowContext`s, in forward order
     batches,              # training batches (x, y): a list, or a callable returning `n` of them (None: an epoch)
     loss_func,            # the training loss
-    K=70,                 # new neurons drawn per group
+    K,                    # new neurons drawn per group
     train_batches=None,   # batches that train the candidates; None: all of `batches` (one epoch)
     score_batches=None,   # batches whose mean gradient scores them; None: all of `batches` (one epoch)
     lr=1e-3,              # RMSprop's learning rate for the candidates
-    v_init=0.1,           # split directions start uniform in +-v_init
-    new_init=0.1,         # new neurons' incoming weights start normal with this std
     l2_split=1e-2,        # L2 penalty on the split directions while they train
     l2_new=1e-4,          # L2 penalty on the new neurons' incoming weights while they train
-    halves='before_pool', # where a split's halves are averaged (see `Candidates`)
+    **cand_opts           # options of `Candidates`: v_init, new_init, vni_init, halves
 ):
     ("Firefly's candidate phase: the `Candidates`, trained; each one's score, the loss's slope along "
      "it ((splits, new neurons) per group); and the FLOPs it took")
@@ -176,7 +174,7 @@ def train_candidates(
         raise ValueError("grow: strategy 'firefly' needs batches=[(x, y), ...] "
                          "(or a callable returning n of them) and loss_func=...")
     dev = ctxs[0].producer.weight.device
-    cand = Candidates(ctxs, K, v_init, new_init, generator=ctxs[0].generator, halves=halves)
+    cand = Candidates(ctxs, K, generator=ctxs[0].generator, **cand_opts)
     if distributed.is_distributed():
         for p in cand.parameters(): dist.broadcast(p.data, 0)
     net = cand.network(ctxs[0].model)
@@ -189,7 +187,7 @@ def train_candidates(
                        + l2_new * sum(v.square().sum() for v in cand.vno))
             opt.zero_grad()
             (loss_func(net(*xb), yb) + penalty).backward()
-            _rank_mean([p.grad for p in cand.parameters()])
+            _rank_mean([p.grad for p in cand.parameters() if p.grad is not None])
             opt.step()
             images += len(yb)
         cand.requires_grad_(False)
@@ -219,7 +217,7 @@ def firefly_strategy(
     batches=None,         # training batches (x, y): a list, or a callable returning `n` of them (None: an epoch)
     loss_func=None,       # the training loss
     candidates=70,        # new neurons drawn per group
-    **opts                # the other options of `train_candidates`: train_batches, score_batches, lr, ...
+    **opts                # options of `train_candidates` and `Candidates`: train_batches, lr, v_init, ...
 ):
     ("Firefly (Wu et al. 2020): train split directions and new neurons for every group at once, "
      "score each by the loss's slope along it, and spend the total of `ks` on the best")
