@@ -14,6 +14,8 @@ import torch
 import matplotlib.pyplot as plt
 from fastai.callback.core import Callback
 from fastai.learner import Learner, ValueMetric
+from fastai.callback.mixup import MixHandler
+from fastai.torch_core import rank_distrib, num_distrib
 import fastai.callback.schedule  # Learner.fit_one_cycle and Learner.fine_tune
 from fastcore.basics import patch
 from .similarity import SimilarityConstraint, similarity_loss, similarity_stats
@@ -90,6 +92,7 @@ class GrowthCallback(Callback):
         if not callable(strategy) and strategy not in STRATEGIES:
             raise ValueError(f"GrowthCallback: unknown strategy {strategy!r}; "
                              f"choose one of {', '.join(STRATEGIES)}")
+        _strategy(strategy, strategy_opts)  # a wrong option: one line now, not at the growth step
         if isinstance(sim_every, bool) or not isinstance(sim_every, int) or sim_every < 1:
             raise ValueError(f"GrowthCallback: sim_every={sim_every!r}; "
                              "use a whole number of batches, 1 or more")
@@ -255,9 +258,18 @@ def _targets(self:GrowthCallback):
 # %% ../nbs/03_callback.ipynb #7877b703
 @patch
 def train_batches(self:GrowthCallback, n=None):
-    ("`n` batches of a fresh pass over this process's training data (None: a whole epoch), "
-     "as the loader makes them: for strategies that score or train candidates on data")
-    return itertools.islice(local_dl(self.dls.train), n)
+    ("`n` batches of a fresh pass over this process's share of the training data (None: all of "
+     "it), as the loader makes them: for strategies that score or train candidates on data")
+    dl = local_dl(self.dls.train)
+    # in a distributed fit each rank takes every world-th batch, as many on every rank
+    r, w = rank_distrib(), max(1, num_distrib())
+    return itertools.islice(itertools.islice(dl, r, len(dl) // w * w, w), n)
+
+def _clean_loss(learn):
+    "The learner's loss without the mixing that MixUp or CutMix puts around it during a fit"
+    for cb in learn.cbs:
+        if isinstance(cb, MixHandler) and learn.loss_func == getattr(cb, 'lf', None): return cb.old_lf
+    return learn.loss_func
 
 @patch
 def grow_now(self:GrowthCallback, by=None, strategy=None, targets=None, remaining=1, **opts):
@@ -268,7 +280,7 @@ def grow_now(self:GrowthCallback, by=None, strategy=None, targets=None, remainin
     takes = inspect.signature(_strategy(strategy, {})[0]).parameters
     # data and loss for the strategies that use them (firefly), clean of MixUp and the like
     if 'batches' in takes: opts.setdefault('batches', self.train_batches)
-    if 'loss_func' in takes: opts.setdefault('loss_func', self.learn.loss_func)
+    if 'loss_func' in takes: opts.setdefault('loss_func', _clean_loss(self.learn))
     self.snapshot(f"before growth {len(self.history) + 1} "
                   f"(epoch {getattr(self.learn, 'epoch', '-')})")
     t0 = time.perf_counter()
@@ -288,7 +300,9 @@ def grow_now(self:GrowthCallback, by=None, strategy=None, targets=None, remainin
     if targets is not None and getattr(_strategy(strategy, {})[0], 'joint', False):
         # a joint strategy spends a total as it sees fit: the total that keeps the whole network on
         # the schedule toward the sum of the targets
-        n, t = sum(out_width(m) for m in mods.values()), sum(targets[g.producer] for g in gs)
+        cap = self.max_width or float('inf')
+        n = sum(out_width(m) for m in mods.values())
+        t = sum(max(min(targets[g.producer], cap), out_width(mods[g.producer])) for g in gs)
         total = t - n if remaining <= 1 else round(n * (t / n) ** (1 / remaining)) - n
         ks = [max(0, total)] + [0] * (len(gs) - 1)
     recs = grow_groups(self.model, gs, ks, strategy, self.max_width, **opts)

@@ -19,7 +19,7 @@ from fastcore.basics import store_attr
 from fastcore.meta import delegates
 from fastai.data.core import DataLoaders
 from fastai.data.core import TfmdDL
-from fastai.data.transforms import CategoryMap, Normalize
+from fastai.data.transforms import Category, CategoryMap, Normalize
 from fastai.torch_core import TensorImage, TensorCategory, default_device
 from fasttransform import Transform
 
@@ -44,7 +44,7 @@ class ImageArrays:
                            self.split_idx)
     def decode(self, o, full=True):
         "A decoded sample with the class name in place of its label"
-        return o if self.vocab is None or len(o) < 2 else (o[0], self.vocab[int(o[1])], *o[2:])
+        return o if self.vocab is None or len(o) < 2 else (o[0], Category(self.vocab[int(o[1])]), *o[2:])
     @contextmanager
     def set_split_idx(self, i):
         "Act as training (0) or validation (1) data inside the block, as `learn.tta` asks"
@@ -133,7 +133,8 @@ def tensor_dls(x_train, y_train, x_test, y_test, vocab, bs=128, device=None, aug
 
 def augmenter(dls) -> CropPadFlip|None:
     "The `CropPadFlip` of `dls`' training batches, or None when they are not augmented"
-    return next((t for t in dls.train.after_batch.fs if isinstance(t, CropPadFlip)), None)
+    train = getattr(dls.train, 'dl', dls.train)  # inside fastai's DistributedDL during a distributed fit
+    return next((t for t in train.after_batch.fs if isinstance(t, CropPadFlip)), None)
 
 # %% ../nbs/04_data.ipynb #73a2d639
 CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship',

@@ -11,6 +11,7 @@ __all__ = ['MAX_POOLS', 'Candidates', 'load_weights', 'train_candidates', 'firef
 import copy, itertools, math
 import torch, torch.nn as nn
 import torch.distributed as dist
+from fastcore.meta import delegates
 from .grow import NewNeurons, GrowContext, GrowthRecord, register_strategy, _apply
 # modules, not names: `grow` imports this module while they may still be loading
 from . import distributed, models
@@ -38,7 +39,6 @@ def _sel_cols(w, n, split, new):
     shape[1] = (n + len(split) + new.shape[1]) * (shape[1] // n)
     return torch.cat([x, x[:, split], new.to(x)], 1).reshape(shape)
 
-#| export
 
 MAX_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
 
@@ -142,8 +142,6 @@ def load_weights(net, # a network from `Candidates.network`
     "Set the weights `ws` on the modules of `net`"
     for nm, w in ws.items(): net.get_submodule(nm).weight = w
 
-#| export
-
 # %% ../nbs/01b_firefly.ipynb #fcb9bf17
 def _take(batches, n):
     "`n` batches (None: all) from a callable `batches(n)` or an iterable of batches"
@@ -156,6 +154,7 @@ def _rank_mean(ts):
         dist.all_reduce(t)
         t /= dist.get_world_size()
 
+@delegates(Candidates, but=['ctxs', 'K', 'generator'])
 def train_candidates(
     ctxs,                 # the growing groups' `GrowContext`s, in forward order
     batches,              # training batches (x, y): a list, or a callable returning `n` of them (None: an epoch)
@@ -166,7 +165,7 @@ def train_candidates(
     lr=1e-3,              # RMSprop's learning rate for the candidates
     l2_split=1e-2,        # L2 penalty on the split directions while they train
     l2_new=1e-4,          # L2 penalty on the new neurons' incoming weights while they train
-    **cand_opts           # options of `Candidates`: v_init, new_init, vni_init, halves
+    **kwargs              # options of `Candidates`: v_init, new_init, vni_init, halves
 ):
     ("Firefly's candidate phase: the `Candidates`, trained; each one's score, the loss's slope along "
      "it ((splits, new neurons) per group); and the FLOPs it took")
@@ -174,13 +173,14 @@ def train_candidates(
         raise ValueError("grow: strategy 'firefly' needs batches=[(x, y), ...] "
                          "(or a callable returning n of them) and loss_func=...")
     dev = ctxs[0].producer.weight.device
-    cand = Candidates(ctxs, K, generator=ctxs[0].generator, **cand_opts)
+    cand = Candidates(ctxs, K, generator=ctxs[0].generator, **kwargs)
     if distributed.is_distributed():
         for p in cand.parameters(): dist.broadcast(p.data, 0)
     net = cand.network(ctxs[0].model)
     opt = torch.optim.RMSprop(cand.parameters(), lr=lr, alpha=0.9, momentum=0.1)
     images, nb, shape = 0, 0, None
-    with torch.enable_grad():
+    # in float32 and with gradients, also when growth happens inside a mixed-precision fit
+    with torch.enable_grad(), torch.autocast(dev.type, enabled=False):
         for *xb, yb in _take(batches, train_batches):
             load_weights(net, cand.weights())
             penalty = (l2_split * sum(v.square().sum() for v in cand.v)
@@ -212,21 +212,20 @@ def train_candidates(
 
 # %% ../nbs/01b_firefly.ipynb #baf6e611
 @register_strategy('firefly', joint=True)
+@delegates(train_candidates, but=['ctxs', 'batches', 'loss_func', 'K'])
 def firefly_strategy(
     ctxs, ks,             # the growing groups, in forward order, and their share of the budget
     batches=None,         # training batches (x, y): a list, or a callable returning `n` of them (None: an epoch)
     loss_func=None,       # the training loss
     candidates=70,        # new neurons drawn per group
-    **opts                # options of `train_candidates` and `Candidates`: train_batches, lr, v_init, ...
+    **kwargs              # options of `train_candidates` and `Candidates`: train_batches, lr, v_init, ...
 ):
     ("Firefly (Wu et al. 2020): train split directions and new neurons for every group at once, "
      "score each by the loss's slope along it, and spend the total of `ks` on the best")
-    cand, score, flops = train_candidates(ctxs, batches, loss_func, candidates, **opts)
+    cand, score, flops = train_candidates(ctxs, batches, loss_func, candidates, **kwargs)
     specs = _specs(ctxs, cand, _select(ctxs, ks, score))
     specs[0].info['candidate_flops'] = flops
     return specs
-
-#| export
 
 # %% ../nbs/01b_firefly.ipynb #af1b2225
 def _select(ctxs, ks, score):

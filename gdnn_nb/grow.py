@@ -313,7 +313,7 @@ def firefly_fo_strategy(ctx, k, batches=None, loss_func=None, candidates=4, eps=
     if batches is None or loss_func is None:
         raise ValueError("grow: strategy 'firefly-fo' needs batches=[(x, y), ...] "
                          "(or a callable returning n of them) and loss_func=...")
-    batches = list(batches(n_batches)) if callable(batches) else batches
+    batches = list(batches(n_batches) if callable(batches) else batches[:n_batches])
     P, n, g = ctx.producer, ctx.width, ctx.generator
     m = max(k, round(candidates * k))
     cand = draw_neurons(P, m, g)
@@ -433,7 +433,8 @@ def _context(model, group, k, max_width, generator, joint):
         ctx.max_k = max(0, max_width - n)
         # a joint strategy spends the total of the ks, each group up to its max_k
         if not joint: k = min(k, ctx.max_k)
-    if isinstance(ctx.norm, nn.GroupNorm) and k:
+    # a joint strategy may give any group neurons, whatever its k
+    if isinstance(ctx.norm, nn.GroupNorm) and (k or joint):
         G = ctx.norm.num_groups
         if joint:
             raise ValueError(f"grow: '{g.norm}' is a GroupNorm of {G} groups, whose width must stay "
@@ -471,6 +472,8 @@ def grow_groups(
           range(len(cks))
     ctxs, ks = [cks[i][0] for i in run], [cks[i][1] for i in run]
     specs = (fn(ctxs, ks, **opts) if sum(ks) else [None] * len(ctxs)) if joint else ks
+    if len(specs) != len(ctxs):
+        raise ValueError(f"grow: strategy '{name}' returned {len(specs)} specs for {len(ctxs)} groups")
     recs = {}
     for i, ctx, spec in zip(run, ctxs, specs):
         # one group's strategy runs after the groups before it grew: its input may be wider

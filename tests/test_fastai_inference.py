@@ -71,3 +71,13 @@ def test_export_and_load_learner_give_the_same_predictions(learn):
         assert loaded.predict(imgs[0])[0] == learn.predict(imgs[0])[0]
     assert torch.allclose(a, b, atol=1e-6)
     assert len(loaded.dls.train.x) == 0 and list(loaded.dls.vocab) == list(learn.dls.vocab)  # the data are not exported
+
+
+def test_show_batch_and_show_results_name_the_classes(learn):
+    import matplotlib.pyplot as plt
+    for show in (lambda: learn.dls.show_batch(max_n=4), lambda: learn.show_results(max_n=4)):
+        plt.close('all')
+        with learn.no_bar(): show()
+        titles = [ax.get_title() for ax in plt.gcf().axes if ax.get_title()]
+        assert titles and all(t.split('\n')[0] in learn.dls.vocab for t in titles), titles
+    plt.close('all')

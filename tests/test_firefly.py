@@ -43,16 +43,20 @@ def test_one_budget_spent_unevenly(runs):
     assert sum(i['splits'] + i['new'] for i in info.values()) == added(fl)[0]
 
 
-def test_candidates_train_on_clean_batches_beside_mixup():
-    "MixUp mixes the learner's batch; firefly reads its own batches from the loader, with their labels"
+def test_mid_epoch_inside_mixup_the_candidates_see_the_loaders_batches_and_the_unmixed_loss():
     torch.manual_seed(0)
     dls = shapes_dls(64, 16, bs=16, device='cpu')
-    seen = []
-    def loss(out, y):
-        seen.append(y)
-        return CrossEntropyLossFlat()(out, y)
-    cb = GrowthCallback(at=[0.5], by=0.5, strategy='firefly', sim_weight=0, candidates=4, loss_func=loss)
-    learn = Learner(dls, vgg(11, 4, dls.c), loss_func=CrossEntropyLossFlat(), cbs=[cb, MixUp()])
+    calls = []
+    class Seen(CrossEntropyLossFlat):
+        "Records each call's reduction: MixUp calls the loss with 'none' on the batches it mixes"
+        def __call__(self, inp, targ, **kwargs):
+            calls.append(self.reduction)
+            return super().__call__(inp, targ, **kwargs)
+    cb = GrowthCallback(at=[0.4], by=0.5, strategy='firefly', sim_weight=0, candidates=4)
+    learn = Learner(dls, vgg(11, 4, dls.c), loss_func=Seen(), cbs=[cb, MixUp()])
     with learn.no_bar(), learn.no_logging(): learn.fit(2, 1e-3)
-    assert len(learn.growth.history) == 1 and seen
-    assert all(y.dtype == torch.long and y.ndim == 1 for y in seen)  # class indices, not mixed targets
+    ev = learn.growth.history[0]
+    assert (ev['epoch'], ev['iter']) == (0, 3)  # mid-epoch, while MixUp's loss is the learner's
+    # the plain loss: a pass to train the candidates and one to score them, and each validation batch
+    assert calls.count('mean') == 2 * len(dls.train) + 2 * len(dls.valid)
+    assert calls.count('none') == 2 * 2 * len(dls.train)  # MixUp's training batches: two losses each, two epochs
