@@ -60,3 +60,19 @@ def test_mid_epoch_inside_mixup_the_candidates_see_the_loaders_batches_and_the_u
     # the plain loss: a pass to train the candidates and one to score them, and each validation batch
     assert calls.count('mean') == 2 * len(dls.train) + 2 * len(dls.valid)
     assert calls.count('none') == 2 * 2 * len(dls.train)  # MixUp's training batches: two losses each, two epochs
+
+
+def test_a_joint_strategy_keeps_max_width_and_refuses_groupnorm_in_any_group():
+    import torch.nn as nn, torch.nn.functional as F
+    from gdnn_nb.grow import grow_groups, growable_groups
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 3, 8, 8), torch.randint(0, 3, (8,))
+    net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
+                        nn.Conv2d(6, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 64, 3))
+    opts = dict(batches=[(x, y)], loss_func=F.cross_entropy, candidates=4)
+    recs = grow_groups(net, growable_groups(net), [10, 0], 'firefly', max_width=9, **opts)
+    assert sum(r.after - r.before for r in recs) == 3 + 1 and [r.after for r in recs] == [9, 9]  # all the room there is
+    gn = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
+                       nn.Conv2d(6, 8, 3, padding=1), nn.GroupNorm(4, 8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 64, 3))
+    with pytest.raises(ValueError, match="'4' is a GroupNorm of 4 groups"):
+        grow_groups(gn, growable_groups(gn), [6, 0], 'firefly', **opts)
