@@ -302,7 +302,7 @@ def grow_now(self:GrowthCallback, by=None, strategy=None, targets=None, remainin
         # the schedule toward the sum of the targets
         cap = self.max_width or float('inf')
         n = sum(out_width(m) for m in mods.values())
-        t = sum(max(min(targets[g.producer], cap), out_width(mods[g.producer])) for g in gs)
+        t = sum(min(targets[g.producer], cap) for g in gs)
         total = t - n if remaining <= 1 else round(n * (t / n) ** (1 / remaining)) - n
         ks = [max(0, total)] + [0] * (len(gs) - 1)
     recs = grow_groups(self.model, gs, ks, strategy, self.max_width, **opts)
