@@ -277,7 +277,8 @@ def grow_now(self:GrowthCallback, by=None, strategy=None, targets=None, remainin
      "resize the optimiser state, log the event")
     strategy = strategy or self.strategy
     opts = {**self.strategy_opts, **opts}
-    takes = inspect.signature(_strategy(strategy, {})[0]).parameters
+    fn = _strategy(strategy, {})[0]
+    takes = inspect.signature(fn).parameters
     # data and loss for the strategies that use them (firefly), clean of MixUp and the like
     if 'batches' in takes: opts.setdefault('batches', self.train_batches)
     if 'loss_func' in takes: opts.setdefault('loss_func', _clean_loss(self.learn))
@@ -297,7 +298,7 @@ def grow_now(self:GrowthCallback, by=None, strategy=None, targets=None, remainin
         # the width must stay a multiple of the groups
         if isinstance(norm, torch.nn.GroupNorm) and k: k += -(n + k) % norm.num_groups
         ks.append(k)
-    if targets is not None and getattr(_strategy(strategy, {})[0], 'joint', False):
+    if targets is not None and getattr(fn, 'joint', False):
         # a joint strategy spends a total as it sees fit: the total that keeps the whole network on
         # the schedule toward the sum of the targets
         cap = self.max_width or float('inf')
