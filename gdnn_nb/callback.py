@@ -19,8 +19,9 @@ from fastai.torch_core import rank_distrib, num_distrib
 import fastai.callback.schedule  # Learner.fit_one_cycle and Learner.fine_tune
 from fastcore.basics import patch
 from .similarity import SimilarityConstraint, similarity_loss, similarity_stats
-from .grow import (STRATEGIES, GrowthWarning, feeds, growable_groups, grow_groups, grow_model,
-                          growth_count, out_width, resize_opt_state, _resolve, _strategy)
+from .grow import (STRATEGIES, GrowthWarning, growth_check, growable_groups, grow_groups,
+                          grow_model, growth_count, out_width, resize_opt_state,
+                          _resolve, _strategy)
 from .models import count_params
 from .distributed import local_dl, rewrap, unwrap
 
@@ -113,19 +114,41 @@ class GrowthCallback(Callback):
         self.history, self.log, self.last_sim, self._sc = [], [], None, None
         self._ft_frame, self._losses, self._pending, self._iter = \
             None, deque(maxlen=loss_window), [], None
+        # the schedule's points (fixed by the first fit that grows) and those passed
+        self._sched, self._passed, self._plan, self._cols = None, set(), None, []
 
     # the module itself, also inside DDP or torch.compile
     @property
     def model(self): return unwrap(self.learn.model)
 
 # %% ../nbs/03_callback.ipynb #8103f792
+def _training_fit(learn):
+    "Whether `learn` runs a fit that trains: not `validate`/`get_preds` (validation_context), not `lr_find`"
+    return not (learn.lock.locked() or hasattr(learn, 'lr_finder') or hasattr(learn, 'gather_preds'))
+
 @patch
 def before_fit(self:GrowthCallback):
+    # columns a fit stopped by an exception left behind
+    self.learn.metrics = [m for m in self.learn.metrics if m not in self._cols]
+    self._cols, self.active, self._grows, self._trained = [], False, False, False
+    if not _training_fit(self.learn): return
     ft = _fine_tune_frame(self.learn)
     warmup = ft is not None and id(ft) != self._ft_frame
     self._ft_frame = id(ft) if ft is not None else None
-    self.active = not hasattr(self.learn, 'lr_finder') and not warmup
+    self.active = not warmup
+    if not self.active: return
     self._points = None
+    if not self.groups():
+        warnings.warn(f"GrowthCallback: {type(self.model).__name__} has no group that can grow "
+                      "(see the warnings above, or name groups with layers=...); "
+                      "this fit trains without growth", GrowthWarning)
+    elif self._sched is not None and self._sched <= self._passed:
+        if not getattr(self, '_said_done', False):
+            warnings.warn("GrowthCallback: its schedule ran in an earlier fit; this fit trains at the "
+                          "grown width without growing (add a new GrowthCallback, or call "
+                          "learn.grow, to grow again)")
+        self._said_done = True
+    else: self._grows = True
     self._cols = [ValueMetric(lambda: count_params(self.model), 'params'),
                   ValueMetric(self.mean_cos, 'mean_cos')]
     self.learn.metrics = list(self.learn.metrics) + self._cols
@@ -133,6 +156,7 @@ def before_fit(self:GrowthCallback):
 @patch
 def after_fit(self:GrowthCallback):
     self.learn.metrics = [m for m in self.learn.metrics if m not in self._cols]
+    self._cols = []
     if self.active:
         self._ft_frame = None
         if self.history: self.snapshot('end of training')
@@ -149,6 +173,8 @@ def snapshot(self:GrowthCallback, label):
         snap[g.producer] = (p.weight.detach().float().cpu().clone(),
                             torch.zeros(len(p.weight), dtype=torch.bool) if mask is None
                             else mask.cpu().clone())
+    # one end-of-training snapshot: the latest fit's
+    if self.snapshots and self.snapshots[-1][0] == label == 'end of training': self.snapshots.pop()
     self.snapshots.append((label, snap))
 
 @patch
@@ -160,14 +186,18 @@ def groups(self:GrowthCallback):
     # once per model: growth keeps modules and names
     if getattr(self, '_checked_of', None) is not self.model:
         xb = getattr(self.learn, 'xb', None) if self.learn is not None else None
-        x = xb[0] if xb and xb[0] is not None else local_dl(self.dls.train).one_batch()[0]
-        self._confirmed = {g.producer for g, ok in zip(gs, feeds(self.model, gs, x.detach())) if ok}
-        for g in gs:
-            if g.producer not in self._confirmed:
-                warnings.warn(f"GrowthCallback: '{g.consumer}' does not take the output of "
-                              f"'{g.producer}' in a forward pass, so that pair is not grown; "
-                              f"name real groups with layers=[(producer, norm, consumer)]",
-                              GrowthWarning)
+        if not (xb and xb[0] is not None):  # every input of the model, without the targets
+            # a validation batch: not augmented; and the random streams left as they were
+            # (torch's DataLoader draws a seed from the global generator)
+            dl = self.dls.valid if len(self.dls.valid) else self.dls.train
+            with torch.random.fork_rng(devices=[]):
+                xb = local_dl(dl).one_batch()[:getattr(self.dls, 'n_inp', 1)]
+        why = growth_check(self.model, gs, tuple(t.detach() for t in xb))
+        self._confirmed = {g.producer for g, w in zip(gs, why) if w is None}
+        for g, w in zip(gs, why):
+            if w: warnings.warn(f"GrowthCallback: group '{g.producer}' -> '{g.consumer}' is not "
+                                f"grown: {w}; name groups with layers=[(producer, norm, consumer)]",
+                                GrowthWarning)
         self._checked_of = self.model
     return [g for g in gs if g.producer in self._confirmed]
 
@@ -306,7 +336,11 @@ def grow_now(self:GrowthCallback, by=None, strategy=None, targets=None, remainin
         t = sum(min(targets[g.producer], cap) for g in gs)
         total = t - n if remaining <= 1 else round(n * (t / n) ** (1 / remaining)) - n
         ks = [max(0, total)] + [0] * (len(gs) - 1)
-    recs = grow_groups(self.model, gs, ks, strategy, self.max_width, **opts)
+    try: recs = grow_groups(self.model, gs, ks, strategy, self.max_width, **opts)
+    except BaseException:  # Ctrl-C or an error between groups: the grown ones stay trainable
+        if self.learn.opt is not None: resize_opt_state(self.learn.opt)
+        rewrap(self.learn)
+        raise
     if self.learn.opt is not None: resize_opt_state(self.learn.opt, recs)
     # rank 0's grown tensors on every rank; no stale compiled code;
     # in a distributed fit, a new DDP wrapper
@@ -314,6 +348,8 @@ def grow_now(self:GrowthCallback, by=None, strategy=None, targets=None, remainin
     # set by the schedule: the batch of the training epoch where growth happens
     in_fit = self._iter is not None
     ev = dict(epoch=getattr(self.learn, 'epoch', None), iter=self._iter,
+              # on the axis of epochs trained with this callback, over all its fits
+              x=len(self.log) + (self._iter / len(self.dls.train) if in_fit else 0),
               n_iter=len(self.dls.train) if in_fit else None,
               train_iter=getattr(self.learn, 'train_iter', None) if in_fit else None,
               strategy=recs[0].strategy if recs else strategy,
@@ -332,13 +368,13 @@ def grow_now(self:GrowthCallback, by=None, strategy=None, targets=None, remainin
 @patch
 def _maybe_grow(self:GrowthCallback, it):
     "Grow if a schedule point is at iteration `it` of the current epoch"
-    if not self.active: return
+    if not self._grows: return
     if self._points is None:
-        self._points = [p for p in self._schedule(self.n_epoch, len(self.dls.train))
-                        if p >= (self.epoch, 0)]
-        self._plan = self._targets()
+        if self._sched is None: self._sched = set(self._schedule(self.n_epoch, len(self.dls.train)))
+        self._points = sorted(p for p in self._sched - self._passed if p >= (self.epoch, 0))
+        if self._plan is None: self._plan = self._targets()
     if self._points and self._points[0] == (self.epoch, it):
-        self._points.pop(0)
+        self._passed.add(self._points.pop(0))
         self._iter = it
         try: self.grow_now(targets=self._plan, remaining=len(self._points) + 1)
         finally: self._iter = None
@@ -357,7 +393,11 @@ def after_loss(self:GrowthCallback):
     with torch.autocast(self.learn.loss_grad.device.type, enabled=False):
         c = self.constraint()
     if c is None: return
-    self.learn.loss_grad = self.learn.loss_grad + self.sim_weight * self.sim_every * c
+    # scaled as the loss was, e.g. by GradientAccumulation: `loss` is the loss before that
+    lg = self.learn.loss_grad
+    scale = torch.nan_to_num(lg.detach().float() / self.learn.loss.detach().float(),
+                             nan=1.0, posinf=1.0, neginf=1.0)
+    self.learn.loss_grad = lg + self.sim_weight * self.sim_every * scale * c
     self.last_sim = c.detach()
 
 @patch
@@ -372,8 +412,13 @@ def after_batch(self:GrowthCallback):
     self._pending = [p for p in self._pending if len(p[1]) < self._losses.maxlen]
 
 @patch
+def after_train(self:GrowthCallback): self._trained = True
+
+@patch
 def after_epoch(self:GrowthCallback):
-    if not self.active: return
+    # not epochs skipped without training (fit's `start_epoch`)
+    if not (self.active and self._trained): return
+    self._trained = False
     self.log.append(dict(epoch=self.epoch, params=count_params(self.model),
                          mean_cos=self.mean_cos(),
                          widths={g.producer: g.width for g in self.groups()},
@@ -407,6 +452,7 @@ def _grown(p):
 # %% ../nbs/03_callback.ipynb #e6bb8531
 def growth_x(ev):
     "Where growth event `ev` sits on an axis of epochs done: epoch 2, batch 50 of 100 is at 2.5"
+    if 'x' in ev: return ev['x']
     if ev.get('iter') is None: return (ev['epoch'] or 0) + 1  # between fits: after the last epoch
     return ev['epoch'] + ev['iter'] / (ev.get('n_iter') or 1)
 
@@ -416,7 +462,7 @@ def plot(self:GrowthCallback, figsize=(11, 3.5)):
     if not self.log:
         raise ValueError("GrowthCallback.plot: nothing logged yet; call it after a fit")
     fig, (a1, a2) = plt.subplots(1, 2, figsize=figsize)
-    ep = [r['epoch'] + 1 for r in self.log]
+    ep = list(range(1, len(self.log) + 1))  # epochs trained with this callback, over its fits
     names = list(self.log[-1]['widths'])
     cmap = plt.get_cmap('viridis', max(2, len(names)))
     for i, n in enumerate(names):

@@ -8,7 +8,8 @@ Docs: https://gdnn-nb.github.io/gdnn_nb/grow.html.md"""
 __all__ = ['PRODUCERS', 'NORMS', 'PASS_THROUGH', 'STRATEGIES', 'Group', 'out_width', 'in_width', 'growable_groups', 'NewNeurons',
            'GrowContext', 'GrowthRecord', 'register_strategy', 'draw_neurons', 'random_strategy', 'max_similarity',
            'select_dissimilar', 'similarity_strategy', 'net2net_strategy', 'firefly_fo_strategy', 'GrowthWarning',
-           'grow_groups', 'grow', 'growth_count', 'grow_model', 'resize_opt_state', 'feeds', 'load_grown']
+           'grow_groups', 'grow', 'growth_count', 'grow_model', 'resize_opt_state', 'feeds', 'growth_check',
+           'set_width', 'shapes_after', 'match_widths', 'load_grown']
 
 # %% ../nbs/01_grow.ipynb #8a8e7f55
 import copy, inspect, math, warnings
@@ -86,14 +87,17 @@ def _block_groups(block, prefix):
         p, q = getattr(block, pn, None), getattr(block, qn, None)
         if (not (isinstance(p, nn.Conv2d) and isinstance(q, nn.Conv2d))
             or _grouped(p) or _spatial(p, q) is None): continue
-        norm = getattr(block, nn_, None)
-        norm = (f'{prefix}{nn_}' if isinstance(norm, NORMS) and _norm_width(norm) == out_width(p)
-                else None)
+        # `bn1`, or the norm layer registered between the two convs (DenseNet's `norm2`)
+        kids = [n for n, _ in block.named_children()]
+        between = [nn_] + kids[kids.index(pn) + 1:kids.index(qn)] if qn in kids else [nn_]
+        norm = next((f'{prefix}{n}' for n in between
+                     if isinstance(getattr(block, n, None), NORMS)
+                     and _norm_width(getattr(block, n)) == out_width(p)), None)
         yield Group(f'{prefix}{pn}', norm, f'{prefix}{qn}', 1, out_width(p))
 
 def growable_groups(model, x=None) -> list:
     ("Every group of `model` that can grow, from its `nn.Sequential` chains and residual blocks; "
-     "checked on input `x` if given")
+     "checked with `growth_check` on input `x` if given")
     groups = {}
     for name, m in model.named_modules():
         pre = f'{name}.' if name else ''
@@ -102,7 +106,8 @@ def growable_groups(model, x=None) -> list:
         else: continue
         for g in found: groups.setdefault(g.producer, g)
     groups = list(groups.values())
-    return groups if x is None else [g for g, ok in zip(groups, feeds(model, groups, x)) if ok]
+    return groups if x is None else [g for g, w in zip(groups, growth_check(model, groups, x))
+                                     if w is None]
 
 # %% ../nbs/01_grow.ipynb #51e5b10a
 @dataclass
@@ -161,19 +166,37 @@ def _pad(t, dim, extra, value=0.):
     shape = list(t.shape); shape[dim] = extra
     return torch.cat([t, t.new_full(shape, value)], dim)
 
+def _fit(t, dim, n, value=0.):
+    "`t` cut to, or padded with `value` to, length `n` along `dim`"
+    m = t.shape[dim]
+    return t.narrow(dim, 0, n).clone() if n <= m else _pad(t, dim, n - m, value)
+
+def _like(data, old):
+    "`data` in the memory format of `old`: channels_last survives growth"
+    if (old.ndim == 4 and old.is_contiguous(memory_format=torch.channels_last)
+        and not old.is_contiguous()):
+        return data.contiguous(memory_format=torch.channels_last)
+    return data
+
 def _set_data(p, data):
-    "Give parameter `p` the new, larger `data`, with a fresh gradient accumulator"
+    ("Give parameter `p` the resized `data`, in `p`'s memory format, "
+     "with a fresh gradient accumulator")
+    data = _like(data, p.data)
     dtype = torch.float64 if data.dtype != torch.float64 else torch.float32
     # a change of dtype makes autograd drop the accumulator it keeps for `p`
     p.data = data.new_empty(0, dtype=dtype)
     p.data = data
 
+def _resize(p, data, dim, rec):
+    "Give parameter `p` the `data` resized along `dim`, fitting its gradient; logged in `rec`"
+    old = p.shape[dim]
+    _set_data(p, data)
+    if p.grad is not None: p.grad = _like(_fit(p.grad, dim, p.shape[dim]), p.data)
+    rec.params.append((p, dim, old, p.shape[dim]))
+
 def _append(p, extra, dim, rec):
     "Append `extra` to parameter `p` along `dim`, in place, logging the resize in `rec`"
-    old = p.shape[dim]
-    _set_data(p, torch.cat([p.data, extra.to(p.device, p.dtype)], dim))
-    if p.grad is not None: p.grad = _pad(p.grad, dim, extra.shape[dim])
-    rec.params.append((p, dim, old, p.shape[dim]))
+    _resize(p, torch.cat([p.data, extra.to(p.device, p.dtype)], dim), dim, rec)
 
 def _grow_norm(m, k, src):
     ("Add `k` channels to a norm layer: fresh (weight 1, bias 0, mean 0, var 1), "
@@ -210,12 +233,8 @@ def _apply(ctx, spec, k, rec):
     if spec.old_out_scale is not None: wq.mul_(spec.old_out_scale.to(wq).view(1, n, 1))
     w_out = spec.w_out if spec.w_out is not None else wq.new_zeros(wq.shape[0], k, wq.shape[2])
     new_w = torch.cat([wq, w_out.to(wq)], 1)
-    old_cols = Q.weight.shape[1]
-    _set_data(Q.weight, new_w.reshape(Q.weight.shape[0], (n + k) * ctx.group.spatial,
-                                      *Q.weight.shape[2:]))
-    if Q.weight.grad is not None:
-        Q.weight.grad = _pad(Q.weight.grad, 1, Q.weight.shape[1] - old_cols)
-    rec.params.append((Q.weight, 1, old_cols, Q.weight.shape[1]))
+    _resize(Q.weight, new_w.reshape(Q.weight.shape[0], (n + k) * ctx.group.spatial,
+                                    *Q.weight.shape[2:]), 1, rec)
     if isinstance(Q, nn.Conv2d): Q.in_channels += k
     else: Q.in_features += k * ctx.group.spatial
     _mark_new(P, n, k)
@@ -536,22 +555,67 @@ def _opt_state(opt):
     inner = getattr(opt, 'opt', None)
     return inner.state if isinstance(inner, torch.optim.Optimizer) else opt.state
 
-def resize_opt_state(opt, records):
-    "Resize `opt`'s per-parameter state after growth: old entries kept, new entries zero"
+def _resize_slow(opt, resized):
+    ("Lookahead's slow weights of the resized parameters restart from the parameters' grown values, "
+     "so its next sync keeps what the network computes")
+    slow = getattr(opt, 'slow_weights', None)
+    if slow is None: return
+    for pg, sg in zip(opt.param_lists, slow):
+        for j, p in enumerate(pg):
+            if id(p) in resized or sg[j].shape != p.shape: sg[j] = p.detach().clone()
+
+def _mismatches(state):
+    "`(p, dim, old, new)` for each dim along which a parameter's state tensors differ from it"
+    out = []
+    for p, st in state.items():
+        v = next((v for v in st.values() if torch.is_tensor(v) and v.ndim == p.ndim
+                  and v.ndim and v.shape != p.shape), None)
+        if v is not None:
+            out += [(p, d, v.shape[d], p.shape[d]) for d in range(p.ndim) if v.shape[d] != p.shape[d]]
+    return out
+
+def _unresized(opt, shapes):
+    "Names of tensors `opt` keeps outside its per-parameter state with a resized parameter's old shape"
+    known = {'state', 'param_groups', 'param_lists', 'hypers', 'slow_weights', 'defaults', 'opt',
+             'cbs', '_optimizer_step_pre_hooks', '_optimizer_step_post_hooks'}
+    found = []
+    for o in (opt, getattr(opt, 'opt', None)):
+        for k, v in (vars(o).items() if o is not None else ()):
+            vs = v.values() if isinstance(v, dict) else v if isinstance(v, (list, tuple)) else [v]
+            if k not in known and any(torch.is_tensor(t) and tuple(t.shape) in shapes for t in vs):
+                found.append(k)
+    return found
+
+def resize_opt_state(opt,          # a torch optimiser, or fastai's Optimizer, OptimWrapper or Lookahead
+                     records=None): # the `GrowthRecord`s of the growth; None: every parameter whose state no longer fits it
+    ("Resize `opt`'s per-parameter state after growth (or `set_width`): "
+     "kept entries kept, new entries zero")
     state = _opt_state(opt)
     recs = [records] if isinstance(records, GrowthRecord) else records
-    for rec in recs:
-        for p, dim, old, new in rec.params:
-            st = state.get(p)
-            if not st: continue
-            for key, v in st.items():
-                if torch.is_tensor(v) and v.ndim > dim and v.shape[dim] == old:
-                    st[key] = _pad(v, dim, new - old)
+    resized = [t for rec in recs for t in rec.params] if recs is not None else _mismatches(state)
+    ids, shapes = set(), set()
+    for p, dim, old, new in resized:
+        ids.add(id(p))
+        shapes.add(tuple(p.shape[:dim]) + (old,) + tuple(p.shape[dim+1:]))
+        st = state.get(p)
+        if not st: continue
+        for key, v in st.items():
+            if torch.is_tensor(v) and v.ndim > dim and v.shape[dim] == old:
+                st[key] = _like(_fit(v, dim, new), p.data)
+    _resize_slow(opt, ids)
+    bad = _unresized(opt, shapes)
+    if bad: warnings.warn(f"resize_opt_state: {type(opt).__name__} keeps {', '.join(bad)} outside "
+                          "its per-parameter state; those tensors keep their old shapes; "
+                          "keep per-parameter tensors in `opt.state`", GrowthWarning)
 
 # %% ../nbs/01_grow.ipynb #2d672a13
+def _inputs(x, n=2):
+    "The first `n` samples of an input, or of each of a tuple of inputs"
+    return tuple(t[:n] for t in x) if isinstance(x, (tuple, list)) else (x[:n],)
+
 def feeds(model, groups, x) -> list:
-    ("For each group, whether a forward pass of `model` on `x` "
-     "carries the producer's output into the consumer")
+    ("For each group, whether a forward pass of `model` on `x` (a tensor, or a tuple of the "
+     "model's inputs) carries the producer's output into the consumer")
     zs, seen, hooks = {}, {}, []
     def tap(name):  # add a zero that autograd can follow to the producer's output
         def f(m, inp, out):
@@ -569,7 +633,7 @@ def feeds(model, groups, x) -> list:
     try:
         model.eval()
         with torch.enable_grad():
-            model(x[:2])
+            model(*_inputs(x))
             return [g.producer in zs and g.consumer in seen and seen[g.consumer].requires_grad and
                     torch.autograd.grad(seen[g.consumer].sum(), zs[g.producer], retain_graph=True,
                                         allow_unused=True)[0] is not None
@@ -577,6 +641,49 @@ def feeds(model, groups, x) -> list:
     finally:
         for h in hooks: h.remove()
         model.train(was_training)
+
+def _tensors(o):
+    "The tensors in a model output (a tensor, or tuples, lists and dicts of them)"
+    if torch.is_tensor(o): return [o.float()]
+    if isinstance(o, dict): o = list(o.values())
+    return [t for v in o for t in _tensors(v)] if isinstance(o, (tuple, list)) else []
+
+def _trial(model, groups, xs):
+    ("Why growing `groups` of a copy of `model` by one neuron each (a GroupNorm's group count) "
+     "breaks its eval output on `xs`, or None")
+    m = copy.deepcopy(model).eval()
+    ks = [m.get_submodule(g.norm).num_groups if g.norm and
+          isinstance(m.get_submodule(g.norm), nn.GroupNorm) else 1 for g in groups]
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        before = _tensors(m(*xs))
+        try:
+            grow_groups(m, groups, ks, 'random', generator=torch.Generator().manual_seed(0))
+            after = _tensors(m(*xs))
+        except Exception as e: return f"growing it fails ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
+    # GroupNorm regroups channels: known, and warned about when it grows
+    exact = [g for g in groups if not (g.norm and isinstance(m.get_submodule(g.norm), nn.GroupNorm))]
+    if not exact: return None
+    if len(before) != len(after) or any(a.shape != b.shape for a, b in zip(after, before)):
+        return "growing it changes the output's shape"
+    d = max(((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item() for a, b in zip(after, before))
+    return None if d < 1e-4 else f"growing it changes the output (by {d:.1%} of its largest value)"
+
+def growth_check(model,  # the network
+                 groups, # its candidate groups
+                 x       # an input batch (a tensor, or a tuple of the model's inputs)
+                ) -> list:
+    ("For each group, why it cannot grow as growth promises (its consumer does not read it, growing "
+     "it fails, or it changes the eval output), or None: checked on a copy of `model` with `x`")
+    xs = _inputs(x)
+    why = [None if ok else "its consumer does not take its output in a forward pass"
+           for ok in feeds(model, groups, xs)]
+    def bad(gs):  # halves: one trial for a model that grows fine, a few per group that does not
+        w = _trial(model, gs, xs) if gs else None
+        if w is None or len(gs) == 1: return {gs[0].producer: w} if w else {}
+        return {**bad(gs[:len(gs) // 2]), **bad(gs[len(gs) // 2:])}
+    found = bad([g for g, w in zip(groups, why) if w is None])
+    return [w or found.get(g.producer) for g, w in zip(groups, why)]
 
 # %% ../nbs/01_grow.ipynb #c1f921c5
 def _read_state(src):
@@ -590,40 +697,112 @@ def _read_state(src):
                          "pass a state dict or a path to one")
     return src
 
-def load_grown(model, state_dict_or_path, strict=True):
-    "Widen the freshly built `model` to the widths in the checkpoint, then load it; returns `model`"
+def set_width(model, # the network, changed in place
+              group, # a producer's name, a `Group`, or a (producer, norm, consumer) tuple
+              n      # the width it gets
+             ) -> GrowthRecord:
+    ("Cut or pad `group` of `model` to `n` neurons in place, whatever they hold (padding: zeros, "
+     "fresh norm channels): the shapes a checkpoint needs before it loads")
+    ctx, _ = _context(model, group, 0, None, None, False)
+    P, N, Q, m, g = ctx.producer, ctx.norm, ctx.consumer, ctx.width, ctx.group
+    rec = GrowthRecord(g.producer, g.norm, g.consumer, m, n, list(range(m, n)), 'set_width')
+    if n == m: return rec
+    with torch.no_grad():
+        w = _fit(ctx.out_weight(), 1, n)
+        for t in (P.weight, P.bias):
+            if t is not None: _resize(t, _fit(t.data, 0, n), 0, rec)
+        if isinstance(P, nn.Conv2d): P.out_channels = n
+        else: P.out_features = n
+        if N is not None:
+            for t, v in ((N.weight, 1.), (N.bias, 0.)):
+                if t is not None: _resize(t, _fit(t.data, 0, n, v), 0, rec)
+            if isinstance(N, nn.GroupNorm): N.num_channels = n
+            else:
+                if N.running_mean is not None:
+                    N.running_mean, N.running_var = _fit(N.running_mean, 0, n), _fit(N.running_var, 0, n, 1.)
+                N.num_features = n
+        _resize(Q.weight, w.reshape(w.shape[0], n * g.spatial, *Q.weight.shape[2:]), 1, rec)
+        if isinstance(Q, nn.Conv2d): Q.in_channels = n
+        else: Q.in_features = n * g.spatial
+        if getattr(P, 'grown_mask', None) is not None: P.grown_mask = _fit(P.grown_mask, 0, n, True)
+    return rec
+
+def shapes_after(model, # the network, unchanged
+                 widths # `(Group, width)` pairs
+                ) -> dict:
+    ("The shape of every tensor of `model`'s state dict once each group in `widths` has that "
+     "width: the resize arithmetic, without resizing")
+    shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
+    for g, w in widths:
+        for nm in (f'{g.producer}.weight', f'{g.producer}.bias', f'{g.producer}.grown_mask'):
+            if nm in shapes: shapes[nm][0] = w
+        if g.norm:
+            for t in ('weight', 'bias', 'running_mean', 'running_var'):
+                if f'{g.norm}.{t}' in shapes: shapes[f'{g.norm}.{t}'][0] = w
+        shapes[f'{g.consumer}.weight'][1] = w * g.spatial
+    return {k: torch.Size(v) for k, v in shapes.items()}
+
+def match_widths(model, # the network, changed in place
+                 sd     # a state dict to load next
+                ) -> list:
+    ("Give every growable group of `model` the width it has in the state dict `sd` "
+     "(narrower or wider) and the `grown_mask` buffers `sd` holds; returns the records. "
+     "A tensor that would still differ: one line naming it, before anything changes")
+    ws = [(g, sd[f'{g.producer}.weight'].shape[0]) for g in growable_groups(model)
+          if f'{g.producer}.weight' in sd]
+    want = shapes_after(model, ws)
+    for k, v in sd.items():
+        if k in want and want[k] != v.shape and not k.endswith('.grown_mask'):
+            raise ValueError(f"load: '{k}' is {tuple(v.shape)} in the checkpoint but "
+                             f"{tuple(want[k])} in the model, and is not in a group gdnn_nb can "
+                             "resize; build the same architecture")
+    recs = [set_width(model, g, w) for g, w in ws
+            if out_width(model.get_submodule(g.producer)) != w]
+    for g, w in ws:
+        P, key = model.get_submodule(g.producer), f'{g.producer}.grown_mask'
+        if key in sd and 'grown_mask' not in P._buffers:
+            P.register_buffer('grown_mask', torch.zeros(w, dtype=torch.bool, device=P.weight.device))
+        elif key not in sd and 'grown_mask' in P._buffers: del P._buffers['grown_mask']
+    return recs
+
+def load_grown(model,              # the network as its code builds it, changed in place
+               state_dict_or_path, # a state dict, a path to one, or a fastai checkpoint
+               strict=True):       # as `load_state_dict`'s `strict`
+    ("Give the freshly built `model` the widths in the checkpoint (narrower or wider), "
+     "then load it; returns `model`")
     sd = _read_state(state_dict_or_path)
-    for g in growable_groups(model):
-        key = f'{g.producer}.weight'
-        if key not in sd: continue
-        have, want = out_width(model.get_submodule(g.producer)), sd[key].shape[0]
-        if want < have:
-            raise ValueError(f"load_grown: '{g.producer}' has {want} neurons in the checkpoint "
-                             f"but {have} in the model; "
-                             "build the model at its initial (smaller) width")
-        grow(model, g, want - have, 'random')
-    own = model.state_dict()
-    bad = [k for k, v in sd.items() if k in own and own[k].shape != v.shape]
-    if bad:
-        k = bad[0]
-        raise ValueError(f"load_grown: '{k}' is {tuple(sd[k].shape)} in the checkpoint "
-                         f"but {tuple(own[k].shape)} in the model, "
-                         f"and is not in a group gdnn_nb can widen ({len(bad)} such tensors); "
-                         "build the same architecture")
+    match_widths(model, sd)
     model.load_state_dict(sd, strict=strict)
     return model
 
 # %% ../nbs/01_grow.ipynb #bcf28e24
+import numpy as np
 from fastai.learner import Learner
+from fastai.torch_core import get_model
 from fastcore.basics import patch
+from fastcore.foundation import L
+from fastcore.xtras import join_path_file
+
+_fastai_load = getattr(Learner.load, '_fastai', Learner.load)
 
 @patch
-def load_grown(self:Learner, file, **kwargs):
-    ("Widen `self.model` to the widths saved in `file` (as `learn.save` names it), "
-     "then `learn.load` it with `kwargs`")
-    load_grown(self.model, self.path/self.model_dir/f'{file}.pth')
-    self.opt = None  # rebuilt by `load` over the widened parameters
-    return self.load(file, **kwargs)
+def load(self:Learner, file, device=None, **kwargs):
+    ("fastai's `Learner.load`, after giving the model the widths the checkpoint holds (narrower or "
+     "wider) and resizing the optimiser state to match")
+    f = join_path_file(file, self.path/self.model_dir, ext='.pth')
+    if f.exists():
+        # what fastai's `load_model` allows a weights-only load to read
+        ok = [L, np.dtype, *[getattr(np.dtypes, t) for t in np.dtypes.__all__]]
+        with torch.serialization.safe_globals(ok + [getattr(np, '_core', np).multiarray.scalar]):
+            sd = torch.load(f, map_location='cpu', mmap=True,
+                            weights_only=kwargs.get('weights_only', True))
+        recs = match_widths(get_model(self.model), sd['model'] if set(sd) == {'model', 'opt'} else sd)
+        if recs:
+            if self.opt is not None: resize_opt_state(self.opt, recs)
+            from gdnn_nb.distributed import rewrap  # it imports this module
+            rewrap(self)
+    return _fastai_load(self, file, device=device, **kwargs)
+Learner.load._fastai = _fastai_load
 
 # %% ../nbs/01_grow.ipynb #3c3998de
 from . import firefly  # registers 'firefly'

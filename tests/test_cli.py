@@ -84,3 +84,44 @@ def test_compare_refuses_to_resume_with_other_settings(tmp_path):
     assert "static-initial-seed0.json was made with epochs=1 (now 2); use another --out" in r.stderr.strip().splitlines()[-1]
     r = run('gdnn-compare', *args, '--epochs', '1', '--data', 'shapes', '--lr', '0.01', cwd=tmp_path)
     assert "was made with lr=0.003 (now 0.01)" in r.stderr
+
+
+def _interrupt_after_first_epoch(args, cwd, ck):
+    "Start `gdnn-train args`, press Ctrl-C once `ck` (its checkpoint) holds an epoch; returns the result"
+    import os, signal, time
+    exe = shutil.which('gdnn-train', path=str(BIN))
+    p = subprocess.Popen([exe, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not ck.exists() and p.poll() is None and time.time() - t0 < 240: time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    return p.returncode, out, err
+
+
+def test_ctrl_c_keeps_the_epochs_done_and_the_same_command_resumes(tmp_path):
+    args = ['--width', '4', '--epochs', '3', '--n-train', '512', '--n-test', '64', '--grow-at', '1,2',
+            '--device', 'cpu', '--name', 'r']
+    run_dir = tmp_path/'runs'/'r'
+    rc, out, err = _interrupt_after_first_epoch(args, tmp_path, run_dir/'checkpoint.pth')
+    assert rc == 130 and 'Traceback' not in err, err[-2000:]
+    assert err.strip().splitlines()[-1] == (f"gdnn-train: interrupted; the epochs done are saved in "
+                                            f"runs/r/checkpoint.pth; the same command resumes")
+    assert not (run_dir/'metrics.json').exists()  # not marked finished
+    r = run('gdnn-train', *args, cwd=tmp_path)  # the same command, --name included
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'resuming the unfinished run in runs/r' in r.stdout
+    m = json.loads((run_dir/'metrics.json').read_text())
+    h = json.loads((run_dir/'history.json').read_text())
+    assert [e['width'] for e in m['epochs_log']] == [4, 6, 9] and [e['epoch'] for e in h] == [1, 2]
+    assert m['train_images'] == 3 * 512 and not (run_dir/'checkpoint.pth').exists()
+    assert m['augmented_images'] >= 3 * 512
+    r = run('gdnn-train', *args, cwd=tmp_path)  # finished: the name is taken now
+    assert r.returncode == 2 and 'already holds a run' in r.stderr
+
+
+@pytest.mark.parametrize('cmd', ['gdnn-train', 'gdnn-compare'])
+def test_an_unwritable_out_gets_one_line_before_training(cmd, tmp_path):
+    (tmp_path/'a-file').write_text('')
+    r = run(cmd, '--out', 'a-file/runs', '--epochs', '1', '--n-train', '64', '--n-test', '32', cwd=tmp_path)
+    assert r.returncode == 2 and 'Traceback' not in r.stderr
+    assert 'cannot write there' in r.stderr.strip().splitlines()[-1]

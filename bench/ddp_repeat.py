@@ -1,0 +1,25 @@
+"""Run the 2-process distributed growth check (tests/ddp_worker.py --quick: a VGG-11 growing with firefly mid-epoch and
+at an epoch start, CPU, gloo) N times in a row, with no retry, and count how each run ended. A rank that exits still in
+its process group can abort after the fit (SIGABRT, 'terminate called without an active exception').
+
+    .venv/bin/python bench/ddp_repeat.py [N]        # default 20; prints one line per run and the counts
+"""
+import subprocess, sys, tempfile, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+n = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+counts, t0 = {'ok': 0, 'abort': 0, 'other': 0}, time.time()
+for i in range(1, n + 1):
+    out = Path(tempfile.mkdtemp())/'ddp.json'
+    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+                        str(ROOT/'tests'/'ddp_worker.py'), str(out), '--quick'],
+                       capture_output=True, text=True, timeout=600)
+    kind = ('ok' if r.returncode == 0 and out.exists() else
+            'abort' if 'terminate called without an active exception' in r.stderr else 'other')
+    counts[kind] += 1
+    print(f"run {i:2d}: {kind} (exit {r.returncode})", flush=True)
+    if kind == 'other': print(r.stderr[-1500:])
+print(f"{n} runs in {time.time() - t0:.0f} s: {counts['ok']} ok, {counts['abort']} aborted (SIGABRT), "
+      f"{counts['other']} failed otherwise")
+sys.exit(0 if counts['ok'] == n else 1)
