@@ -15,12 +15,9 @@ def ddp(tmp_path_factory):
     "What rank 0 of the 2-process run saw (1 to 1.5 minutes on 2 busy CPU cores)"
     out = tmp_path_factory.mktemp('ddp')/'ddp.json'
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', str(WORKER), str(out)]
+    # no retry: a rank that exited still in its gloo group used to abort now and then (SIGABRT at interpreter shutdown);
+    # gdnn_nb.distributed leaves the group at exit, and bench/ddp_repeat.py runs this check 20 times in a row
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    if r.returncode != 0 and 'terminate called without an active exception' in r.stderr:
-        # seen once in a CI run (a rank aborted by a C++ thread left running, SIGABRT) and not reproduced: run once more, and
-        # fail if it happens again
-        print('the 2-process run aborted (SIGABRT); running it again')
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-4000:]
     return json.loads(out.read_text())
 
