@@ -139,10 +139,13 @@ def before_fit(self:GrowthCallback):
     if not self.active: return
     self._points = None
     if not self.groups():
-        warnings.warn(f"GrowthCallback: {type(self.model).__name__} has no group that can grow "
-                      "(see the warnings above, or name groups with layers=...); "
-                      "this fit trains without growth", GrowthWarning)
-    elif self._sched is not None and self._sched <= self._passed:
+        why = ("every group found was left out (see the warnings above)" if self.layers is None
+               and growable_groups(self.model) else "no Conv2d or Linear feeds another one that "
+               "growth can widen (grouped and depthwise convolutions cannot grow)")
+        warnings.warn(f"GrowthCallback: {type(self.model).__name__} has no group that can grow: "
+                      f"{why}; name groups with layers=..., or this fit trains without growth",
+                      GrowthWarning)
+    elif self._sched and self._sched <= self._passed:
         if not getattr(self, '_said_done', False):
             warnings.warn("GrowthCallback: its schedule ran in an earlier fit; this fit trains at the "
                           "grown width without growing (add a new GrowthCallback, or call "
@@ -370,7 +373,8 @@ def _maybe_grow(self:GrowthCallback, it):
     "Grow if a schedule point is at iteration `it` of the current epoch"
     if not self._grows: return
     if self._points is None:
-        if self._sched is None: self._sched = set(self._schedule(self.n_epoch, len(self.dls.train)))
+        # fixed by the first fit that has points; an empty schedule is asked again
+        if not self._sched: self._sched = set(self._schedule(self.n_epoch, len(self.dls.train)))
         self._points = sorted(p for p in self._sched - self._passed if p >= (self.epoch, 0))
         if self._plan is None: self._plan = self._targets()
     if self._points and self._points[0] == (self.epoch, it):

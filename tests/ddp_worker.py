@@ -127,6 +127,8 @@ def main():
     p.add_argument('--bench', action='store_true', help='measure images/s of a static VGG-11 instead')
     p.add_argument('--threads', type=int, default=1, help='torch threads per process in --bench (default: 1)')
     a = p.parse_args()
+    # GrowthCallback's own new wrapper off too: growth then trains through the old one
+    if a.no_rewrap: callback.rewrap = lambda learn: learn.model
     if a.bench: res = bench(threads=a.threads)
     else:
         strategies = ['firefly'] if a.quick else ['similarity', 'random', 'net2net', 'firefly']

@@ -213,8 +213,8 @@ def test_the_constraint_follows_gradient_accumulation(dls):
     for key, extra in (('plain', []), ('acc', [GradientAccumulation(n_acc=4 * 64)])):
         learn = learner(dls, [GrowthCallback(at=[0], by=0.5, pairs='all'), Spy(key)] + extra)
         learn.fit(1, 1e-2)
-    assert seen['plain'] == pytest.approx(1.0, rel=1e-4)
-    assert seen['acc'] == pytest.approx(0.25, rel=1e-4)
+    assert seen['plain'] == pytest.approx(1.0, rel=2e-3)  # loss minus loss: float32 cancellation
+    assert seen['acc'] == pytest.approx(0.25, rel=2e-3)
 
 
 def test_tracker_callbacks_fine_tune_and_sgdr(dls, tmp_path):
