@@ -613,17 +613,21 @@ def _inputs(x, n=2):
     "The first `n` samples of an input, or of each of a tuple of inputs"
     return tuple(t[:n] for t in x) if isinstance(x, (tuple, list)) else (x[:n],)
 
-def feeds(model, groups, x) -> list:
+def feeds(model, groups, x, calls=None) -> list:
     ("For each group, whether a forward pass of `model` on `x` (a tensor, or a tuple of the "
-     "model's inputs) carries the producer's output into the consumer")
-    zs, seen, hooks = {}, {}, []
+     "model's inputs) carries the producer's output into the consumer; `calls`, a dict, gets how "
+     "many times each producer (`('out', name)`) and consumer (`('in', name)`) ran")
+    zs, seen, hooks, calls = {}, {}, [], {} if calls is None else calls
     def tap(name):  # add a zero that autograd can follow to the producer's output
         def f(m, inp, out):
+            calls['out', name] = calls.get(('out', name), 0) + 1
             zs[name] = out.new_zeros(()).requires_grad_()
             return out + zs[name]
         return f
     def grab(name):
-        def f(m, inp): seen[name] = inp[0]
+        def f(m, inp):
+            calls['in', name] = calls.get(('in', name), 0) + 1
+            seen[name] = inp[0]
         return f
     mods = dict(model.named_modules())
     for g in groups:
@@ -673,11 +677,17 @@ def growth_check(model,  # the network
                  groups, # its candidate groups
                  x       # an input batch (a tensor, or a tuple of the model's inputs)
                 ) -> list:
-    ("For each group, why it cannot grow as growth promises (its consumer does not read it, growing "
-     "it fails, or it changes the eval output), or None: checked on a copy of `model` with `x`")
-    xs = _inputs(x)
+    ("For each group, why it cannot grow as growth promises (its consumer does not read it, one of "
+     "its layers runs twice, growing it fails, or it changes the eval output), or None: checked on a "
+     "copy of `model` with `x`")
+    xs, calls = _inputs(x), {}
     why = [None if ok else "its consumer does not take its output in a forward pass"
-           for ok in feeds(model, groups, xs)]
+           for ok in feeds(model, groups, xs, calls)]
+    # a layer used twice takes the same width at both places, which growth cannot promise
+    why = [w or next((f"'{n}' runs {calls[k, n]} times in a forward pass"
+                      for k, n in (('out', g.producer), ('in', g.consumer))
+                      if calls.get((k, n), 0) > 1), None)
+           for g, w in zip(groups, why)]
     def bad(gs):  # halves: one trial for a model that grows fine, a few per group that does not
         w = _trial(model, gs, xs) if gs else None
         if w is None or len(gs) == 1: return {gs[0].producer: w} if w else {}

@@ -275,3 +275,17 @@ def test_a_linear_over_sequences_is_skipped_with_its_reason_and_nothing_growable
     learn = learner(dls, GrowthCallback(at=[1]), model=torchvision.models.mobilenet_v3_small(num_classes=len(dls.vocab)))
     with pytest.warns(GrowthWarning, match='has no group that can grow'): learn.fit(2, 1e-2)
     assert learn.growth.history == []
+
+
+def test_a_module_used_twice_is_left_out_with_its_reason():
+    "One Linear object at two places of a Sequential: growing what feeds it, or it, breaks the other call"
+    from gdnn_nb.grow import growth_check
+    shared, relu = nn.Linear(8, 8), nn.ReLU()
+    m = nn.Sequential(nn.Linear(4, 8), relu, shared, relu, shared, relu, nn.Linear(8, 8), relu, nn.Linear(8, 3))
+    gs = growable_groups(m)
+    why = dict(zip([g.producer for g in gs], growth_check(m, gs, torch.randn(2, 4))))
+    assert why['0'] and why['2'], why  # both touch the shared layer: left out, with a reason
+    assert why['6'] is None  # the group after it grows
+    x = torch.randn(5, 4); m.eval(); y0 = m(x)
+    grow_model(m, 1, 'random', layers=[g for g in gs if why[g.producer] is None])
+    assert (m(x) - y0).abs().max() <= 1e-5
