@@ -20,7 +20,7 @@ import fastai.callback.schedule  # Learner.fit_one_cycle and Learner.fine_tune
 from fastcore.basics import patch
 from .similarity import SimilarityConstraint, similarity_loss, similarity_stats
 from .grow import (STRATEGIES, GrowthWarning, growth_check, growable_groups, grow_groups,
-                          grow_model, growth_count, out_width, resize_opt_state,
+                          grow_model, growth_count, out_width, resize_opt_state, shapes_after,
                           _resolve, _strategy)
 from .models import count_params
 from .distributed import local_dl, rewrap, unwrap
@@ -252,15 +252,9 @@ def _schedule(self:GrowthCallback, n_epoch, n_iter):
 # %% ../nbs/03_callback.ipynb #707fe5be
 def _params_after(model, groups, ratio):
     "Exact parameter count of `model` after growing each of `groups` to `round(width * ratio)`"
-    shapes = {n: list(p.shape) for n, p in model.named_parameters()}
-    for g in groups:
-        n = out_width(model.get_submodule(g.producer))
-        k = round(n * ratio) - n
-        for nm in (f'{g.producer}.weight', f'{g.producer}.bias',
-                   f'{g.norm}.weight', f'{g.norm}.bias'):
-            if nm in shapes: shapes[nm][0] += k
-        shapes[f'{g.consumer}.weight'][1] += k * g.spatial
-    return sum(torch.Size(s).numel() for s in shapes.values())
+    shapes = shapes_after(model, [(g, round(out_width(model.get_submodule(g.producer)) * ratio))
+                                  for g in groups])
+    return sum(shapes[n].numel() for n, _ in model.named_parameters())
 
 @patch
 def _targets(self:GrowthCallback):
