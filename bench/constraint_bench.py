@@ -25,7 +25,7 @@
     to the step. (On a CPU the constraint computes layer by layer, its default there; a GPU's batched default adds
     one comparison of the batch plan's key per call.) Also the operations of one call, batched as on a GPU (each a kernel there): those in the forward,
     which the CUDA graph holds and replays in one launch, and those of the backward, launched one by one.
-(2) and (3) also run the plain formula (`plain_similarity_loss` below: normalise, every product, the
+(2) and (3) also run the plain formula (`gdnn_nb.constraint.reference_loss`: normalise, every product, the
 abs/relu/mask chain, autograd's backward), interleaved with the library's, so that the two are compared
 under the same load; --no-plain leaves it out.
 
@@ -39,25 +39,8 @@ warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
 from gdnn_nb.callback import GrowthCallback, _grown
 from gdnn_nb.grow import grow_model
 from gdnn_nb.models import vgg
-from gdnn_nb.similarity import SimilarityConstraint, similarity_loss, neuron_weights, _new_mask
-
-
-def plain_similarity_loss(x, new=None, pairs='new', margin=0.0):
-    "The constraint as first written: normalise the rows, take every product, let autograd do the backward"
-    u = F.normalize(neuron_weights(x).float(), dim=1, eps=1e-8)
-    n = len(u)
-    pen = lambda c: F.relu(c.abs() - margin).square()
-    if pairs == 'all':
-        if n < 2: return u.new_zeros(())
-        p = pen(u @ u.T)
-        return (p.sum() - p.diagonal().sum()) / (n * (n-1))
-    m = _new_mask(new, n, u.device)
-    k = 0 if m is None else int(m.sum())
-    npairs = k * (n-k) + k * (k-1) // 2
-    if npairs == 0: return u.new_zeros(())
-    r = pen(u[m] @ u.T)
-    rn = r[:, m]
-    return (r.sum() - 0.5 * rn.sum() - 0.5 * rn.diagonal().sum()) / npairs
+from gdnn_nb.similarity import neuron_weights
+from gdnn_nb.constraint import SimilarityConstraint, similarity_loss, reference_loss
 
 
 _scs = {}
@@ -131,7 +114,7 @@ def kernels(a, device, model):
     print(f"\n(2) kernels: median ms of forward+backward, {a.kernel_rounds} interleaved rounds; "
           f"ratios to the bare Gram product (autograd) and to the floor kernel")
     shapes = [(512, 4608)] + [tuple(neuron_weights(p).shape) for p in callback_on(model, 'all').producers()]
-    impls = {'': similarity_loss, ' sc': sc_loss} | ({' plain': plain_similarity_loss} if a.plain else {})
+    impls = {'': similarity_loss, ' sc': sc_loss} | ({' plain': reference_loss} if a.plain else {})
     cols = ['bare', 'floor'] + [f"{c}{i}" for i in impls for c in ('all', 'new')]
     print(f"    {'n x d':>11s} " + ' '.join(f"{c:>10s}" for c in cols) + "   " +
           ' '.join(f"{c + '/' + r:>15s}" for i in impls for c, r in ((f'all{i}', 'bare'), (f'all{i}', 'floor'), (f'new{i}', 'bare'))))
@@ -193,7 +176,7 @@ def steps(a, device, model, flops, fl_all, fl_new, ktot):
         ps = callback_on(model, p).producers()
         for name, kw in variants:
             cons[f'{p} {name}'] = (lambda sc, ps: lambda: call_on(sc, ps))(SimilarityConstraint(p, **kw), ps)
-    if a.plain: cons |= {f'{p} plain': per_layer(model, p, plain_similarity_loss) for p in ('all', 'new')}
+    if a.plain: cons |= {f'{p} plain': per_layer(model, p, reference_loss) for p in ('all', 'new')}
     def step(c=None):
         loss = F.cross_entropy(model(x), y)
         if c is not None: loss = loss + 0.1 * cons[c]()
@@ -253,7 +236,7 @@ def op_counts(model, pairs):
     return f.n, b.n
 
 def host(a, device):
-    import gdnn_nb.similarity as sim
+    import gdnn_nb.constraint as sim
     print(f"\n(4) host work per call: median us over {a.host_rounds} interleaved rounds of 50 calls, the CUDA graph's replay "
           "stood in by one that does nothing, on a VGG-11 grown 2 -> 4 (kernels of next to no work); "
           "what a call adds to a stand-in training loss's forward and backward (the sum of the weights). "

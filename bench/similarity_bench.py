@@ -13,7 +13,8 @@ sets it beside the floor and the layer shapes of a VGG).
 import argparse
 import torch
 from torch.utils.benchmark import Timer
-from gdnn_nb.similarity import similarity_matrix, similarity_loss
+from gdnn_nb.similarity import similarity_matrix
+from gdnn_nb.constraint import similarity_loss
 
 
 def bare_fwd_bwd(W):

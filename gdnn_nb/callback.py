@@ -18,7 +18,8 @@ from fastai.callback.mixup import MixHandler
 from fastai.torch_core import rank_distrib, num_distrib
 import fastai.callback.schedule  # Learner.fit_one_cycle and Learner.fine_tune
 from fastcore.basics import patch
-from .similarity import SimilarityConstraint, similarity_loss, similarity_stats
+from .similarity import similarity_stats
+from .constraint import SimilarityConstraint, similarity_loss
 from .grow import (STRATEGIES, GrowthWarning, growth_check, growable_groups, grow_groups,
                           grow_model, growth_count, out_width, resize_opt_state, shapes_after,
                           _resolve, _strategy)

@@ -4,8 +4,8 @@ is checked is the bookkeeping around the graph: when it is captured again, that 
 stale backward is refused, the fall-backs, and copying. The real graph runs in tests/test_gpu.py on a machine with a GPU."""
 import copy, pickle
 import pytest, torch, torch.nn as nn
-import gdnn_nb.similarity as sim
-from gdnn_nb.similarity import SimilarityConstraint
+import gdnn_nb.constraint as sim
+from gdnn_nb.constraint import SimilarityConstraint
 from gdnn_nb.grow import grow_model, growable_groups
 from gdnn_nb.models import vgg
 

@@ -14,7 +14,7 @@ import fastai.callback.schedule, fastai.callback.fp16  # fit_one_cycle; to_fp16
 from gdnn_nb.callback import GrowthCallback
 from gdnn_nb.data import shapes_dls
 from gdnn_nb.grow import _opt_state, grow_model, growable_groups
-from gdnn_nb.similarity import SimilarityConstraint
+from gdnn_nb.constraint import SimilarityConstraint
 from gdnn_nb.models import vgg, resnet, widths
 from conftest import free_port
 from test_growth_points import Probe, ProbeAfter, N_ITER

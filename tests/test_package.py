@@ -15,10 +15,20 @@ def test_version_is_single_sourced():
 
 def test_public_similarity_api():
     from gdnn_nb.similarity import (neuron_weights, similarity_matrix, similarity_values, similarity_stats,
-                                    similarity_loss, similarity_hist, plot_similarity)
+                                    similarity_hist, plot_similarity)
+    from gdnn_nb.constraint import similarity_loss, SimilarityConstraint, reference_loss
     import torch
     C = similarity_matrix(torch.eye(3))
     assert torch.equal(C, torch.eye(3))
+
+
+def test_moved_names_still_import_with_a_warning():
+    "The constraint moved from gdnn_nb.similarity to gdnn_nb.constraint: the old import works and says where it went"
+    import pytest
+    import gdnn_nb.constraint as constraint
+    with pytest.warns(DeprecationWarning, match='moved to gdnn_nb.constraint'):
+        from gdnn_nb.similarity import similarity_loss, SimilarityConstraint
+    assert similarity_loss is constraint.similarity_loss and SimilarityConstraint is constraint.SimilarityConstraint
 
 
 def test_nbdev_config():

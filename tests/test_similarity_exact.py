@@ -1,24 +1,6 @@
-"similarity_loss against the plain formula (normalise, full product, relu/abs/mask chain, autograd), in float64"
+"similarity_loss against `reference_loss`, the definition written plainly (normalise, full product, relu/abs/mask chain, autograd), in float64"
 import pytest, torch, torch.nn as nn, torch.nn.functional as F
-from gdnn_nb.similarity import similarity_loss, _new_mask
-
-
-def plain_loss(w, new=None, pairs='new', margin=0.0):
-    "The constraint as first written: normalise the rows, take the products, let autograd do the rest"
-    u = F.normalize(w.reshape(len(w), -1), dim=1, eps=1e-8)
-    n = len(u)
-    pen = lambda c: F.relu(c.abs() - margin).square()
-    if pairs == 'all':
-        if n < 2: return u.new_zeros(())
-        p = pen(u @ u.T)
-        return (p.sum() - p.diagonal().sum()) / (n * (n-1))
-    m = _new_mask(new, n, u.device)
-    k = 0 if m is None else int(m.sum())
-    npairs = k * (n-k) + k * (k-1) // 2
-    if npairs == 0: return u.new_zeros(())
-    r = pen(u[m] @ u.T)
-    rn = r[:, m]
-    return (r.sum() - 0.5 * rn.sum() - 0.5 * rn.diagonal().sum()) / npairs
+from gdnn_nb.constraint import similarity_loss, reference_loss
 
 
 def value_and_grad(f, w, *args):
@@ -51,7 +33,7 @@ def test_same_value_and_gradient(shape, dead, margin, pairs):
     g = torch.Generator().manual_seed(1)
     for new in (None, 0, 1, n // 2, n, torch.rand(n, generator=g) < 0.4, torch.arange(n) == 1):
         v, gr = value_and_grad(similarity_loss, w, new, pairs, margin)
-        v0, gr0 = value_and_grad(plain_loss, w, new, pairs, margin)
+        v0, gr0 = value_and_grad(reference_loss, w, new, pairs, margin)
         assert v.dtype == torch.float64
         torch.testing.assert_close(v, v0, atol=1e-6, rtol=0)
         torch.testing.assert_close(gr, gr0, atol=1e-6, rtol=1e-6)
@@ -66,7 +48,7 @@ def test_modules_and_half_precision():
             l = similarity_loss(layer, mask, pairs, 0.1)
             l.backward()
             w = layer.weight.detach().double()
-            v0, g0 = value_and_grad(plain_loss, w, mask, pairs, 0.1)
+            v0, g0 = value_and_grad(reference_loss, w, mask, pairs, 0.1)
             assert l.dtype == torch.float32
             torch.testing.assert_close(l.double(), v0, atol=1e-6, rtol=0)
             torch.testing.assert_close(layer.weight.grad.double(), g0, atol=1e-5, rtol=1e-4)
@@ -91,14 +73,14 @@ def test_constraint_over_layers_is_the_mean_of_the_plain_formula(pairs, margin, 
     """SimilarityConstraint over layers of many shapes (the batched path zero-pads them into buckets) equals the mean
     of the plain formula over the layers with a selected pair, value and gradient, with dead and tiny neurons, counts,
     scattered masks and a layer without new neurons"""
-    from gdnn_nb.similarity import SimilarityConstraint
+    from gdnn_nb.constraint import SimilarityConstraint
     shapes = [(32, 3, 3, 3), (64, 32, 3, 3), (20, 36), (128, 64, 3, 3), (9, 6), (64, 20)]
     ws = [weights(s, dead=i % 2 == 0, seed=i).requires_grad_() for i, s in enumerate(shapes)]
     g = torch.Generator().manual_seed(1)
     news = [16, torch.rand(64, generator=g) < 0.3, None, 64, 1, torch.rand(64, generator=g) < 0.5]
     loss = SimilarityConstraint(pairs, margin, batched=batched)(ws, news)
     loss.backward()
-    terms = [(i, value_and_grad(plain_loss, w.detach(), nw, pairs, margin)) for i, (w, nw) in enumerate(zip(ws, news))
+    terms = [(i, value_and_grad(reference_loss, w.detach(), nw, pairs, margin)) for i, (w, nw) in enumerate(zip(ws, news))
              if pairs == 'all' or nw is not None]
     torch.testing.assert_close(loss.detach(), torch.stack([v for _, (v, _) in terms]).mean(), rtol=1e-9, atol=1e-12)
     for i, (_, gr) in terms: torch.testing.assert_close(ws[i].grad, gr / len(terms), rtol=1e-7, atol=1e-12)
