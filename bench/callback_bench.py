@@ -24,7 +24,7 @@ import argparse, statistics, time, warnings
 import torch
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
 from fastai.vision.all import Learner, accuracy, CrossEntropyLossFlat, default_device
-from gdnn_nb.callback import GrowthCallback, _grown
+from gdnn_nb.callback import GrowthCallback, ConstrainSimilarity
 from gdnn_nb.similarity import neuron_weights
 from fastai.callback.core import Callback
 from constraint_bench import floor_flops, floor_products, per_layer_constraint, step_flops  # beside this script
@@ -32,9 +32,17 @@ from gdnn_nb.data import cifar_dls, find_cifar_npz
 from gdnn_nb.models import vgg, count_params
 
 
-class PerLayer(GrowthCallback):
-    "GrowthCallback with the constraint as it was computed before SimilarityConstraint: similarity_loss layer by layer, then the mean"
-    def constraint(self): return per_layer_constraint(self.producers(), self.pairs, margin=self.margin)
+class PerLayerConstraint(ConstrainSimilarity):
+    "The constraint as it was computed before SimilarityConstraint: similarity_loss layer by layer, then the mean"
+    def value(self): return per_layer_constraint(self.layers(), self.sc.pairs, margin=self.sc.margin)
+
+
+def with_constraint(cls, **kwargs):
+    "GrowthCallback(**kwargs) whose constraint is a `cls` with the same settings"
+    cb = GrowthCallback(**kwargs)
+    c = cb.constrain
+    cb.constrain = cls(c.weight, c.sc.pairs, c.sc.margin, c.every)
+    return cb
 
 
 class FloorShare(Callback):
@@ -51,26 +59,24 @@ class FloorShare(Callback):
             self._stepfl = step_flops(m, self.learn.dls.bs, next(m.parameters()).device)
             self._floor = sum(floor_flops(*neuron_weights(p).shape, k) for p in g.producers()
                               if (k := _count(p)))
-            self._on = g.sim_weight > 0
+            self._on = g.constrain.weight > 0
         self.steps += self._stepfl
-        if self._on and self.learn.train_iter % self.learn.growth.sim_every == 0: self.floor += self._floor
+        if self._on and self.learn.train_iter % self.learn.growth.constrain.every == 0: self.floor += self._floor
 
-class Timed(GrowthCallback):
-    ("GrowthCallback that clocks its constraint: each call and the backward of what it returns (which computes the "
+class Timed(ConstrainSimilarity):
+    ("ConstrainSimilarity that clocks itself: each call and the backward of what it returns (which computes the "
      "gradients, on a CPU), timed by hooks on that loss's node; on a CPU, where both run before they return. Left out: "
      "autograd's adds of its gradients into the task loss's, one weight-sized add per layer. On each call, the "
      "floor's products alone on the same weights are timed too ('floor_spent'), outside the call's time")
     spent = floor_spent = 0.
-    @property
-    def name(self): return 'growth'  # learn.growth, as for GrowthCallback
-    def constraint(self):
+    def value(self):
         t0 = time.perf_counter()
-        c = super().constraint()
+        c = super().value()
         self.spent += time.perf_counter() - t0
         if c is not None and c.device.type == 'cpu':  # a GPU's would need a synchronisation
             t0 = time.perf_counter()
             # pairs='new', as part (d) and FloorShare take it
-            for p in self.producers():
+            for p in self.layers():
                 if k := _count(p): floor_products(neuron_weights(p).detach().float(), k)
             self.floor_spent += time.perf_counter() - t0
         if c is not None and c.grad_fn is not None:
@@ -81,8 +87,8 @@ class Timed(GrowthCallback):
 
 def _count(p):
     "grown neurons of producer `p` (0 before growth)"
-    k = _grown(p)
-    return 0 if k is None else k if isinstance(k, int) else int(k.sum())
+    m = getattr(p, 'grown_mask', None)
+    return 0 if m is None else int(m.sum())
 
 
 def run(dls, width, epochs, cbs, lr, seed):
@@ -127,7 +133,7 @@ def part_a(a, dls, n):
     print(f"\n(a) constraint cost: static width 32, {a.epochs_a} epochs, {a.repeats} alternating repeats")
     t = {'without': [], 'with': [], 'per layer': []}
     for r in range(a.repeats):
-        for name, cbs in (('without', []), ('with', [GrowthCallback(at=[], pairs='all')]), ('per layer', [PerLayer(at=[], pairs='all')])):
+        for name, cbs in (('without', []), ('with', [GrowthCallback(at=[], pairs='all')]), ('per layer', [with_constraint(PerLayerConstraint, at=[], pairs='all')])):
             t[name].append(run(dls, 32, a.epochs_a, cbs, a.lr, r)[1])
     ips = {k: a.epochs_a * n / statistics.median(v) for k, v in t.items()}
     print(f"    without callback: {ips['without']:8.1f} images/s   (fit times {', '.join(f'{x:.1f}' for x in t['without'])} s)")
@@ -163,14 +169,14 @@ def part_d(a, dls):
     own = []
     for r in range(a.repeats):
         for name, sw in (('sim_weight=0', 0.0), ('sim_weight=0.1 (default)', 0.1)):
-            learn, fit_t, _ = run(dls, 16, a.epochs_d, [Timed(at=[1, 2, 3], target_width=32, sim_weight=sw, **kw), FloorShare()], a.lr, r)
+            learn, fit_t, _ = run(dls, 16, a.epochs_d, [with_constraint(Timed, at=[1, 2, 3], target_width=32, sim_weight=sw, **kw), FloorShare()], a.lr, r)
             t[name].append(fit_t)
             if sw:
                 # the floor's products ran inside the fit: out of its time
-                fit_t -= learn.growth.floor_spent
+                fit_t -= learn.growth.constrain.floor_spent
                 t[name][-1] = fit_t
                 share = learn.floor_share.floor / learn.floor_share.steps
-                own += [(learn.growth.spent / fit_t, learn.growth.floor_spent / fit_t)]
+                own += [(learn.growth.constrain.spent / fit_t, learn.growth.constrain.floor_spent / fit_t)]
     for k, v in t.items(): print(f"    {k:26s} fit times {', '.join(f'{x:.1f}' for x in v)} s")
     ratios = [w / wo for w, wo in zip(t['sim_weight=0.1 (default)'], t['sim_weight=0'])]
     print(f"    cost: {statistics.median(ratios) - 1:+.1%} of the fit time (median over the repeats of each pair's ratio: "

@@ -11,7 +11,7 @@
     autograd (the reference the goal is stated against: at most 1.2x), and against the floor kernel
     (W @ W.T, then G @ W, no autograd), for a 512 x 4608 weight and for each layer shape of the network.
 (3) Training steps (SGD with momentum on one random batch): without the constraint, with it on every
-    batch for pairs='all' and pairs='new' (through GrowthCallback.constraint, as after_loss adds it: one
+    batch for pairs='all' and pairs='new' (through ConstrainSimilarity.value, as its after_loss adds it: one
     SimilarityConstraint call for all layers: on a GPU a CUDA graph of the layers zero-padded into batches), on a
     GPU the same without the graph and the graph without the batches,
     per layer (similarity_loss on each layer, as before SimilarityConstraint), and the constraint alone
@@ -36,8 +36,8 @@ from types import SimpleNamespace
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
-from gdnn_nb.callback import GrowthCallback, _grown
-from gdnn_nb.grow import grow_model
+from gdnn_nb.callback import ConstrainSimilarity
+from gdnn_nb.grow import grow_model, growable_groups
 from gdnn_nb.models import vgg
 from gdnn_nb.similarity import neuron_weights
 from gdnn_nb.constraint import SimilarityConstraint, similarity_loss, reference_loss
@@ -105,15 +105,15 @@ def grown_vgg(width, device):
     return m.to(device)
 
 def callback_on(model, pairs):
-    "GrowthCallback(pairs=...) on `model`, without a Learner: enough for its `constraint` and `producers`"
-    cb = GrowthCallback(at=[], pairs=pairs)
-    cb.learn = SimpleNamespace(model=model, xb=(torch.zeros(2, 3, 32, 32, device=next(model.parameters()).device),))
+    "ConstrainSimilarity(pairs=...) on `model`, without a Learner: enough for its `value` and `layers`"
+    cb = ConstrainSimilarity(pairs=pairs)
+    cb.learn = SimpleNamespace(model=model)
     return cb
 
 def kernels(a, device, model):
     print(f"\n(2) kernels: median ms of forward+backward, {a.kernel_rounds} interleaved rounds; "
           f"ratios to the bare Gram product (autograd) and to the floor kernel")
-    shapes = [(512, 4608)] + [tuple(neuron_weights(p).shape) for p in callback_on(model, 'all').producers()]
+    shapes = [(512, 4608)] + [tuple(neuron_weights(p).shape) for p in callback_on(model, 'all').layers()]
     impls = {'': similarity_loss, ' sc': sc_loss} | ({' plain': reference_loss} if a.plain else {})
     cols = ['bare', 'floor'] + [f"{c}{i}" for i in impls for c in ('all', 'new')]
     print(f"    {'n x d':>11s} " + ' '.join(f"{c:>10s}" for c in cols) + "   " +
@@ -146,7 +146,7 @@ def kernel_row(label, r, cols, impls):
             ' '.join(f"{r[c]/r[b]:15.2f}" for i in impls for c, b in ((f'all{i}', 'bare'), (f'all{i}', 'floor'), (f'new{i}', 'bare'))))
 
 def call_on(sc, ps):
-    "SimilarityConstraint `sc` on producers `ps` as GrowthCallback.constraint calls it: with their grown neurons for 'new'"
+    "SimilarityConstraint `sc` on producers `ps` as ConstrainSimilarity calls it: with their `grown_mask` for 'new'"
     return sc(ps, None if sc.pairs == 'all' else [_grown(p) for p in ps])
 
 def per_layer_constraint(ps, pairs, f=similarity_loss, margin=0.0):
@@ -156,24 +156,29 @@ def per_layer_constraint(ps, pairs, f=similarity_loss, margin=0.0):
              for p in ps if pairs == 'all' or _grown(p) is not None]
     return torch.stack(terms).mean() if terms else None
 
+def _grown(p):
+    "`p`'s grown-neuron mask, or None when it has no new neuron"
+    m = getattr(p, 'grown_mask', None)
+    return m if m is not None and bool(m.any()) else None
+
 def per_layer(model, pairs, f):
     "`per_layer_constraint` on the producers of `model`, as a function of nothing"
-    ps = callback_on(model, pairs).producers()
+    ps = callback_on(model, pairs).layers()
     return lambda: per_layer_constraint(ps, pairs, f)
 
 def steps(a, device, model, flops, fl_all, fl_new, ktot):
     print(f"\n(3) training steps (batch {a.bs}): median ms per step, {a.rounds} interleaved rounds of {a.inner} step(s) per variant")
-    print("    the library: GrowthCallback.constraint, one SimilarityConstraint call"
+    print("    the library: ConstrainSimilarity.value, one SimilarityConstraint call"
           + (" replaying a CUDA graph, of the layers zero-padded into batches for 'all' and one by one for 'new' ('no graph': "
              "the same without the graph; 'batched' and 'unbatched': the graph of either kind)" if device.type == 'cuda' else '') + "; 'per layer': similarity_loss on each layer")
     torch.manual_seed(0)
     x, y = torch.randn(a.bs, 3, 32, 32, device=device), torch.randint(0, 10, (a.bs,), device=device)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    cons = {p: callback_on(model, p).constraint for p in ('all', 'new')}
+    cons = {p: callback_on(model, p).value for p in ('all', 'new')}
     cons |= {f'{p} per layer': per_layer(model, p, similarity_loss) for p in ('all', 'new')}
     variants = (('no graph', dict(graph=False)), ('batched', dict(batched=True)), ('unbatched', dict(batched=False))) if device.type == 'cuda' else (('batched', dict(batched=True)),)
     for p in ('all', 'new'):
-        ps = callback_on(model, p).producers()
+        ps = callback_on(model, p).layers()
         for name, kw in variants:
             cons[f'{p} {name}'] = (lambda sc, ps: lambda: call_on(sc, ps))(SimilarityConstraint(p, **kw), ps)
     if a.plain: cons |= {f'{p} plain': per_layer(model, p, reference_loss) for p in ('all', 'new')}
@@ -228,7 +233,7 @@ class _Ops(TorchDispatchMode):
 
 def op_counts(model, pairs):
     "Operations in a SimilarityConstraint call over `model`'s producers, batched as on a GPU: in the forward (what a CUDA graph holds) and in the backward"
-    ps = callback_on(model, pairs).producers()
+    ps = callback_on(model, pairs).layers()
     sc = SimilarityConstraint(pairs, graph=False, batched=True)
     call_on(sc, ps).backward()  # the batch plan, made once
     with _Ops() as f: loss = call_on(sc, ps)
@@ -243,14 +248,14 @@ def host(a, device):
           "On a GPU this is the time the host spends per call, which adds to a step whose kernels wait for their launches")
     model = grown_vgg(4, device)
     cbs = {p: callback_on(model, p) for p in ('all', 'new')}
-    ps = cbs['all'].producers()
+    ps = cbs['all'].layers()
     ws = [p.weight for p in ps]
     saved = sim._graphable, sim._warm_up, sim._capture
     sim._graphable, sim._warm_up = (lambda ws: True), (lambda run, device: None)
     sim._capture = lambda run, device: (lambda g: (g, g.out))(_NoReplay(run))
     try:
         stored = [torch.zeros((), device=device), [torch.zeros_like(w) for w in ws]]
-        cons = {f"pairs='{p}'": cbs[p].constraint for p in cbs}
+        cons = {f"pairs='{p}'": cbs[p].value for p in cbs}
         cons |= {f"'{p}' per layer": per_layer(model, p, similarity_loss) for p in cbs}
         cons['floor'] = lambda: _Stored.apply(stored[0], stored[1], *ws)
         def call(c=None):
@@ -297,14 +302,14 @@ def main():
         CLOCK = time.process_time
     device = torch.device(a.device)
     model = grown_vgg(a.width, device)
-    prods = callback_on(model, 'all').producers()
+    prods = callback_on(model, 'all').layers()
     flops = step_flops(model, a.bs, device)
     print(f"VGG-11 width {a.width // 2} grown to {a.width}, batch {a.bs}, device {device} "
           f"({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), torch {torch.__version__}")
     print(f"\n(1) FLOPs: training step {flops/1e9:.2f} GFLOP (3 x forward of convs and linear layers)")
     print(f"    {'layer':12s} {'n':>4s} {'d':>5s} {'k new':>5s} {'floor all':>10s} {'floor new':>10s}")
     fl_all = fl_new = 0
-    for g, pr in zip(callback_on(model, 'all').groups(), prods):
+    for g, pr in zip(growable_groups(model), prods):
         n, d = neuron_weights(pr).shape
         k = int(pr.grown_mask.sum())
         fa, fn = floor_flops(n, d), floor_flops(n, d, k)

@@ -9,12 +9,10 @@ end gives mean and spread (sd) over the seeds, and the fit time against sim_weig
 --out files are skipped, so seeds can be split over processes (--first-seed) and summarised together (--summary:
 the runs of --epochs and --sim-weight in all the --out files, each (k, seed) once).
 
-GrowthCallback(sim_every=k) when the library has it, otherwise a subclass that does the same in after_loss.
-
     .venv/bin/python bench/lazy_bench.py [--epochs 5] [--seeds 3] [--threads 1] [--ks 0 1 4 8] [--sim-weight 0.1]
         [--first-seed 0] [--out bench/out/lazy.json [more.json ...]] [--summary]
 """
-import argparse, inspect, json, random, statistics, time, warnings
+import argparse, json, random, statistics, time, warnings
 from pathlib import Path
 import torch
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
@@ -24,23 +22,9 @@ from gdnn_nb.data import cifar_dls, find_cifar_npz
 from gdnn_nb.models import vgg
 from gdnn_nb.similarity import similarity_matrix
 
-HAS_SIM_EVERY = 'sim_every' in inspect.signature(GrowthCallback.__init__).parameters
-
-class LazyGrowthCallback(GrowthCallback):
-    "GrowthCallback with the constraint every `sim_every` training batches, its weight multiplied by `sim_every`"
-    def __init__(self, sim_every=1, **kwargs):
-        super().__init__(**kwargs)
-        self.every_k = sim_every
-    def after_loss(self):
-        if self.learn.train_iter % self.every_k: return
-        w = self.sim_weight
-        self.sim_weight = w * self.every_k
-        try: super().after_loss()
-        finally: self.sim_weight = w
-
 def growth_cb(k, **kwargs):
-    if k == 0: return GrowthCallback(**(kwargs | dict(sim_weight=0)))
-    return GrowthCallback(sim_every=k, **kwargs) if HAS_SIM_EVERY else LazyGrowthCallback(sim_every=k, **kwargs)
+    "GrowthCallback with the constraint every k-th training batch (k = 0: without it)"
+    return GrowthCallback(**(kwargs | dict(sim_weight=0))) if k == 0 else GrowthCallback(sim_every=k, **kwargs)
 
 @torch.no_grad()
 def cos_stats(cb):
@@ -66,7 +50,7 @@ def run(dls, k, epochs, lr, seed, sim_weight):
         acc = learn.validate()[1]
     mc, mn = cos_stats(cb)
     return dict(k=k, seed=seed, epochs=epochs, sim_weight=sim_weight, fit_s=t, accuracy=float(acc), mean_cos=mc, mean_cos_new=mn,
-                threads=torch.get_num_threads(), sim_every_in_library=HAS_SIM_EVERY)
+                threads=torch.get_num_threads())
 
 def _key(r): return r['k'], r['seed'], r['epochs'], r.get('sim_weight', 0.1)
 
@@ -106,8 +90,7 @@ def main():
     npz = find_cifar_npz()
     if npz is None: raise SystemExit("the CIFAR-10 subset is missing: put it at ../shared/data/cifar10_subset.npz or set GDNN_CIFAR_NPZ")
     dls = cifar_dls(path=npz, bs=a.bs, device='cpu')
-    print(f"CIFAR-10 subset, VGG-11 16 -> 32, {a.epochs} epochs, sim_weight {a.sim_weight}, ks {a.ks}, {a.seeds} seeds, {torch.get_num_threads()} threads, "
-          f"sim_every {'from the library' if HAS_SIM_EVERY else 'emulated'}", flush=True)
+    print(f"CIFAR-10 subset, VGG-11 16 -> 32, {a.epochs} epochs, sim_weight {a.sim_weight}, ks {a.ks}, {a.seeds} seeds, {torch.get_num_threads()} threads", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     for s in range(a.first_seed, a.first_seed + a.seeds):
         ks = list(a.ks)

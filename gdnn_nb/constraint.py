@@ -15,28 +15,6 @@ from torch.autograd.function import once_differentiable
 from fastcore.basics import patch
 from .similarity import EPS, neuron_weights, _weight_of
 
-# %% ../nbs/00b_constraint.ipynb #ref0loss
-def reference_loss(
-    x,            # a Conv2d, a Linear or a weight tensor
-    new=None,     # the new neurons: a bool mask, or the count of newest ones (at the end)
-    pairs="new",  # 'new': pairs with at least one new neuron; 'all': every pair
-    margin=0.0,   # |cos| up to `margin` costs nothing
-) -> Tensor:
-    "The constraint as its definition reads, through autograd: what `similarity_loss` must equal"
-    w = neuron_weights(x)
-    u = F.normalize(w.to(torch.promote_types(w.dtype, torch.float32)), dim=1, eps=EPS)
-    n, pen = len(u), lambda c: F.relu(c.abs() - margin).square()
-    if pairs == 'all':
-        if n < 2: return u.new_zeros(())
-        p = pen(u @ u.T)
-        return (p.sum() - p.diagonal().sum()) / (n * (n-1))
-    m = _new_mask(new, n, u.device)
-    k = 0 if m is None else int(m.sum())
-    if k == 0: return u.new_zeros(())
-    r = pen(u[m] @ u.T)  # the rows of the new neurons hold every selected pair, the new-new ones twice
-    rn = r[:, m]
-    return (r.sum() - 0.5 * rn.sum() - 0.5 * rn.diagonal().sum()) / _new_pairs(n, k)
-
 # %% ../nbs/00b_constraint.ipynb #556a8fe0
 def _new_mask(new, n, device):
     "`new` (None, a count of newest neurons, or a bool mask) as a bool mask of length `n`, or None"
@@ -60,6 +38,12 @@ def _new_mask(new, n, device):
                          f"pass a mask of length {n}")
     return m
 
+def _check_pairs(pairs, margin, who=''):
+    "One line for a `pairs` or `margin` the constraint cannot take, prefixed by `who`"
+    if pairs not in ('new', 'all'):
+        raise ValueError(f"{who}pairs={pairs!r}; use 'new' (pairs with a grown neuron) or 'all' (every pair)")
+    if not 0 <= margin < 1: raise ValueError(f"{who}margin={margin}; use a value in [0, 1)")
+
 def _new_pairs(n, k):
     "Pairs of `n` neurons with at least one of the `k` new ones: new with old, and new with new"
     return k * (n-k) + k * (k-1) // 2
@@ -68,6 +52,28 @@ def _new_last(m):
     "The count of new neurons in bool mask `m`, and a permutation putting them last (None: they are)"
     k = int(m.sum())
     return k, (None if bool(m[len(m)-k:].all()) else torch.cat([(~m).nonzero()[:, 0], m.nonzero()[:, 0]]))
+
+# %% ../nbs/00b_constraint.ipynb #ref0loss
+def reference_loss(
+    x,            # a Conv2d, a Linear or a weight tensor
+    new=None,     # the new neurons: a bool mask, or the count of newest ones (at the end)
+    pairs="new",  # 'new': pairs with at least one new neuron; 'all': every pair
+    margin=0.0,   # |cos| up to `margin` costs nothing
+) -> Tensor:
+    "The constraint as its definition reads, through autograd: what `similarity_loss` must equal"
+    w = neuron_weights(x)
+    u = F.normalize(w.to(torch.promote_types(w.dtype, torch.float32)), dim=1, eps=EPS)
+    n, pen = len(u), lambda c: F.relu(c.abs() - margin).square()
+    if pairs == 'all':
+        if n < 2: return u.new_zeros(())
+        p = pen(u @ u.T)
+        return (p.sum() - p.diagonal().sum()) / (n * (n-1))
+    m = _new_mask(new, n, u.device)
+    k = 0 if m is None else int(m.sum())
+    if k == 0: return u.new_zeros(())
+    r = pen(u[m] @ u.T)  # the rows of the new neurons hold every selected pair, the new-new ones twice
+    rn = r[:, m]
+    return (r.sum() - 0.5 * rn.sum() - 0.5 * rn.diagonal().sum()) / _new_pairs(n, k)
 
 # %% ../nbs/00b_constraint.ipynb #44d8a24a
 def _penalty_root(C, margin):
@@ -112,6 +118,7 @@ def _sim_backward(saved, a, margin, npairs, grad):
         g[:a].addcmul_(w[:a], d[:a, None])
     return g
 
+# %% ../nbs/00b_constraint.ipynb #913a1b02
 class _SimilarityLoss(torch.autograd.Function):
     "`_sim_forward`, with `_sim_backward` as its backward"
     @staticmethod
@@ -135,10 +142,7 @@ def similarity_loss(
 ) -> Tensor:
     ("Mean of `relu(|C| - margin)**2` over the selected pairs of neurons of `x`, "
      "in float32 (float64 for float64 weights)")
-    if pairs not in ('new', 'all'):
-        raise ValueError(f"pairs={pairs!r}; use 'new' (pairs with a grown neuron) "
-                         "or 'all' (every pair)")
-    if not 0 <= margin < 1: raise ValueError(f"margin={margin}; use a value in [0, 1)")
+    _check_pairs(pairs, margin)
     w = neuron_weights(x)
     w = w.to(torch.promote_types(w.dtype, torch.float32))
     n = len(w)
@@ -201,6 +205,7 @@ def _layer_grads(ws, specs, margin, saved, grad):
     return [_unpermute(_sim_backward(s, a, margin, npairs, grad), perm).view(w.shape)
             for w, s, (a, npairs, perm) in zip(ws, saved, specs)]
 
+# %% ../nbs/00b_constraint.ipynb #c4e790d5
 def _loss_and_grads(ws, specs, margin):
     "The mean constraint over `ws` and its gradient for each, layer by layer, without autograd"
     loss, saved = _layer_forward(ws, specs, margin)
@@ -248,6 +253,7 @@ def _batch_plan(ws, specs):
             b['M4'][j] = m.to(dt) * (2 / (L * _new_pairs(n, k)))
     return buckets
 
+# %% ../nbs/00b_constraint.ipynb #7a09ff07
 def _batched_loss_and_grads(ws, specs, margin, plan):
     ("The mean constraint over `ws` and its gradient for each, the layers of a bucket of `plan` "
      "zero-padded into one batch: a few larger kernels, for a GPU")
@@ -289,11 +295,7 @@ class SimilarityConstraint:
         graph=True,   # on a CUDA GPU, replay a CUDA graph; False: launch every kernel on each call
         batched=None, # zero-pad layers into batches of products (fewer, larger kernels); None: on a GPU
     ):
-        if pairs not in ('new', 'all'):
-            raise ValueError(f"SimilarityConstraint: pairs={pairs!r}; use 'new' (pairs with a "
-                             "grown neuron) or 'all' (every pair)")
-        if not 0 <= margin < 1:
-            raise ValueError(f"SimilarityConstraint: margin={margin}; use a value in [0, 1)")
+        _check_pairs(pairs, margin, 'SimilarityConstraint: ')
         self.pairs, self.margin, self.graph, self.batched = pairs, margin, graph, batched
         # how many graphs were captured and replayed; why capturing failed, if it did
         self.captures, self.replays, self.graph_error = 0, 0, None
@@ -407,6 +409,7 @@ def _run(self:SimilarityConstraint, ws, specs, graph=None, grads=True):
     self.replays += 1
     return self._out[0].clone(), self._out[1], self.replays
 
+# %% ../nbs/00b_constraint.ipynb #91bd1071
 @patch
 def _no_graph(self:SimilarityConstraint, why):
     "Compute without a graph from now on, and say why once"

@@ -407,6 +407,7 @@ def _background(rng, yy, xx):
         img[:, m] = np.asarray(col)[:, None]
     return img + rng.normal(0, 10, (3, 32, 32))
 
+# %% ../nbs/04_data.ipynb #19a4c990
 def shapes_arrays(n, seed=0):
     ("`n` shapes images (uint8 NCHW), labels and object masks, "
      "generated deterministically from `seed`")

@@ -136,7 +136,7 @@ class Candidates(nn.Module):
                     pool.register_forward_pre_hook(_average_halves(c.width))
         return net
 
-
+# %% ../nbs/01b_firefly.ipynb #1719a4de
 def load_weights(net, # a network from `Candidates.network`
                  ws):  # module name: weight, from `Candidates.weights`
     "Set the weights `ws` on the modules of `net`"
@@ -154,6 +154,7 @@ def _rank_mean(ts):
         dist.all_reduce(t)
         t /= dist.get_world_size()
 
+# %% ../nbs/01b_firefly.ipynb #e1a8d401
 @delegates(Candidates, but=['ctxs', 'K', 'generator'])
 def train_candidates(
     ctxs,                 # the growing groups' `GrowContext`s, in forward order
@@ -215,14 +216,13 @@ def train_candidates(
 @delegates(train_candidates, but=['ctxs', 'batches', 'loss_func', 'K'])
 def firefly_strategy(
     ctxs, ks,             # the growing groups, in forward order, and their share of the budget
-    batches=None,         # training batches (x, y): a list, or a callable returning `n` of them (None: an epoch)
-    loss_func=None,       # the training loss
     candidates=70,        # new neurons drawn per group
     **kwargs              # options of `train_candidates` and `Candidates`: train_batches, lr, v_init, ...
 ):
     ("Firefly (Wu et al. 2020): train split directions and new neurons for every group at once, "
      "score each by the loss's slope along it, and spend the total of `ks` on the best")
-    cand, score, flops = train_candidates(ctxs, batches, loss_func, candidates, **kwargs)
+    # the training data and loss, which `grow_groups` hands every group's context
+    cand, score, flops = train_candidates(ctxs, ctxs[0].batches, ctxs[0].loss_func, candidates, **kwargs)
     specs = _specs(ctxs, cand, _select(ctxs, ks, score))
     specs[0].info['candidate_flops'] = flops
     return specs

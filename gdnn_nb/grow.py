@@ -9,7 +9,7 @@ __all__ = ['PRODUCERS', 'NORMS', 'PASS_THROUGH', 'STRATEGIES', 'Group', 'out_wid
            'GrowContext', 'GrowthRecord', 'register_strategy', 'draw_neurons', 'random_strategy', 'max_similarity',
            'select_dissimilar', 'similarity_strategy', 'net2net_strategy', 'firefly_fo_strategy', 'GrowthWarning',
            'grow_groups', 'grow', 'growth_count', 'grow_model', 'resize_opt_state', 'feeds', 'growth_check',
-           'set_width', 'shapes_after', 'match_widths', 'load_grown']
+           'set_width', 'shapes_after', 'match_widths', 'load_grown', 'params_after', 'norm_round']
 
 # %% ../nbs/01_grow.ipynb #8a8e7f55
 import copy, inspect, math, warnings
@@ -123,7 +123,7 @@ class NewNeurons:
 
 @dataclass
 class GrowContext:
-    "What a strategy sees: the model, the group and its modules, and a random generator"
+    "What a strategy sees: the model, the group and its modules, a random generator, and the training data and loss"
     model: nn.Module
     group: Group
     producer: nn.Module
@@ -131,6 +131,8 @@ class GrowContext:
     consumer: nn.Module
     generator: torch.Generator|None = None
     max_k: int|None = None  # the most neurons this group may take (`max_width`); None: no limit
+    batches: object = None  # training batches (x, y), or a callable returning `n` of them: for strategies that learn from data
+    loss_func: object = None  # the training loss, for the same strategies
     @property
     def width(self): return out_width(self.producer)
     def out_weight(self):
@@ -198,6 +200,7 @@ def _append(p, extra, dim, rec):
     "Append `extra` to parameter `p` along `dim`, in place, logging the resize in `rec`"
     _resize(p, torch.cat([p.data, extra.to(p.device, p.dtype)], dim), dim, rec)
 
+# %% ../nbs/01_grow.ipynb #09eeb60c
 def _grow_norm(m, k, src):
     ("Add `k` channels to a norm layer: fresh (weight 1, bias 0, mean 0, var 1), "
      "or copies of channels `src` where >= 0")
@@ -239,6 +242,7 @@ def _apply(ctx, spec, k, rec):
     else: Q.in_features += k * ctx.group.spatial
     _mark_new(P, n, k)
 
+# %% ../nbs/01_grow.ipynb #9108b8c5
 def _mark_new(P, n, k):
     ("Extend the producer's `grown_mask` buffer (True for neurons added by growth), "
      "registering it on first growth")
@@ -326,9 +330,10 @@ def net2net_strategy(ctx, k, noise=1e-2):
 
 # %% ../nbs/01_grow.ipynb #f5348048
 @register_strategy('firefly-fo')
-def firefly_fo_strategy(ctx, k, batches=None, loss_func=None, candidates=4, eps=1e-2, n_batches=2):
+def firefly_fo_strategy(ctx, k, candidates=4, eps=1e-2, n_batches=2):
     ("Keep the k best of n splits and `candidates * k` new neurons, "
-     "by first-order loss decrease on `n_batches` of `batches`")
+     "by first-order loss decrease on `n_batches` of the context's batches")
+    batches, loss_func = ctx.batches, ctx.loss_func
     if batches is None or loss_func is None:
         raise ValueError("grow: strategy 'firefly-fo' needs batches=[(x, y), ...] "
                          "(or a callable returning n of them) and loss_func=...")
@@ -422,6 +427,7 @@ def _resolve(model, group) -> Group:
                          "name the group as (producer, norm, consumer)")
     return found[0]
 
+# %% ../nbs/01_grow.ipynb #4a93f6dc
 def _strategy(strategy, opts):
     "The strategy function and its name, with `opts` checked against its signature"
     if callable(strategy): fn, name = strategy, getattr(strategy, '__name__', 'custom')
@@ -471,6 +477,7 @@ def _context(model, group, k, max_width, generator, joint):
                       GrowthWarning, stacklevel=3)
     return ctx, k
 
+# %% ../nbs/01_grow.ipynb #aa3b9bc7
 def grow_groups(
     model,                 # the network, changed in place
     groups,                # producers' names, `Group`s or (producer, norm, consumer) tuples
@@ -478,6 +485,8 @@ def grow_groups(
     strategy="similarity", # a registered strategy's name, or a function
     max_width=None,        # never grow a producer beyond this many neurons
     generator=None,        # a `torch.Generator` for the strategy's draws (same seed, same neurons)
+    batches=None,          # training batches (x, y), or a callable returning `n` of them: for strategies that learn from data
+    loss_func=None,        # the training loss, for the same strategies
     **opts                 # the strategy's options
 ) -> list:
     ("Add `ks[i]` neurons to `groups[i]` of `model` in place, chosen by `strategy`; "
@@ -486,6 +495,7 @@ def grow_groups(
     joint = getattr(fn, 'joint', False)
     order = {nm: i for i, (nm, _) in enumerate(model.named_modules())}
     cks = [_context(model, g, k, max_width, generator, joint) for g, k in zip(groups, ks)]
+    for ctx, _ in cks: ctx.batches, ctx.loss_func = batches, loss_func
     # a joint strategy's neurons are written in forward order: a producer's new input columns first
     run = sorted(range(len(cks)), key=lambda i: order[cks[i][0].group.producer]) if joint else \
           range(len(cks))
@@ -510,6 +520,7 @@ def grow_groups(
     if isinstance(getattr(model, '_orig_mod', None), nn.Module): torch._dynamo.reset()
     return [recs[i] for i in range(len(cks))]
 
+# %% ../nbs/01_grow.ipynb #3584e5ea
 def grow(
     model,                 # the network, changed in place
     group,                 # a producer's name, a `Group`, or a (producer, norm, consumer) tuple
@@ -586,6 +597,7 @@ def _unresized(opt, shapes):
                 found.append(k)
     return found
 
+# %% ../nbs/01_grow.ipynb #a2a50773
 def resize_opt_state(opt,          # a torch optimiser, or fastai's Optimizer, OptimWrapper or Lookahead
                      records=None): # the `GrowthRecord`s of the growth; None: every parameter whose state no longer fits it
     ("Resize `opt`'s per-parameter state after growth (or `set_width`): "
@@ -652,6 +664,7 @@ def _tensors(o):
     if isinstance(o, dict): o = list(o.values())
     return [t for v in o for t in _tensors(v)] if isinstance(o, (tuple, list)) else []
 
+# %% ../nbs/01_grow.ipynb #e354b7bc
 def _trial(model, groups, xs):
     ("Why growing `groups` of a copy of `model` by one neuron each (a GroupNorm's group count) "
      "breaks its eval output on `xs`, or None")
@@ -737,6 +750,7 @@ def set_width(model, # the network, changed in place
         if getattr(P, 'grown_mask', None) is not None: P.grown_mask = _fit(P.grown_mask, 0, n, True)
     return rec
 
+# %% ../nbs/01_grow.ipynb #a2087180
 def shapes_after(model, # the network, unchanged
                  widths # `(Group, width)` pairs
                 ) -> dict:
@@ -775,6 +789,7 @@ def match_widths(model, # the network, changed in place
         elif key not in sd and 'grown_mask' in P._buffers: del P._buffers['grown_mask']
     return recs
 
+# %% ../nbs/01_grow.ipynb #72eab78e
 def load_grown(model,              # the network as its code builds it, changed in place
                state_dict_or_path, # a state dict, a path to one, or a fastai checkpoint
                strict=True):       # as `load_state_dict`'s `strict`
@@ -813,6 +828,23 @@ def load(self:Learner, file, device=None, **kwargs):
             rewrap(self)
     return _fastai_load(self, file, device=device, **kwargs)
 Learner.load._fastai = _fastai_load
+
+# %% ../nbs/01_grow.ipynb #d7caab07
+def params_after(model, # the network, unchanged
+                 widths # `(Group, width)` pairs
+                ) -> int:
+    "The parameter count of `model` once each group in `widths` has that width"
+    shapes = shapes_after(model, widths)
+    return sum(shapes[n].numel() for n, _ in model.named_parameters())
+
+def norm_round(model, # the network
+               group, # a `Group` of `model`
+               k      # neurons to add
+              ) -> int:
+    "`k`, raised so that the group's width stays a multiple of the groups of its `GroupNorm` (if it has one)"
+    norm = model.get_submodule(group.norm) if group.norm else None
+    return k + (-(out_width(model.get_submodule(group.producer)) + k) % norm.num_groups
+                if isinstance(norm, nn.GroupNorm) and k else 0)
 
 # %% ../nbs/01_grow.ipynb #3c3998de
 from . import firefly  # registers 'firefly'

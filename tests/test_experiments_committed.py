@@ -7,18 +7,19 @@ from pathlib import Path
 import pytest
 
 import gdnn_nb.train as train
+import gdnn_nb.compare as compare
 
 ROOT = Path(__file__).resolve().parents[1]
 EXP = ROOT/'nbs'/'experiments'/'cifar10-subset'
 # the command of the experiments lesson (nbs/05_experiments.ipynb), less --out; the data file is not read
 # with --seeds N for the N seeds finished so far (the five seeds run across sessions; the lesson shows the finished ones)
-N = len(train.finished_seeds(EXP))
+N = len(compare.finished_seeds(EXP))
 # these runs trained without augmentation (the loaders skipped it until `augment` became a recorded setting)
 ARGV = ['--data', '../shared/data/cifar10_subset.npz', '--model', 'vgg11', '--width', '16', '--final-width', '32', '--epochs', '20',
         '--seeds', str(N), '--device', 'cpu', '--no-augment']
 # the comparison with augmentation and Firefly's procedure: the seeds every arm has finished so far
 AUG = ROOT/'nbs'/'experiments'/'cifar10-subset-augmented'
-N_AUG = len(train.finished_seeds(AUG))
+N_AUG = len(compare.finished_seeds(AUG))
 AUG_ARGV = ['--data', '../shared/data/cifar10_subset.npz', '--model', 'vgg11', '--width', '16', '--final-width', '32',
             '--epochs', '20', '--seeds', str(N_AUG), '--device', 'cpu']
 # the paper preset, run on a GPU with the subset (2 seeds, 10 epochs between growth steps); the device is not a setting
@@ -32,27 +33,28 @@ PAPER_ARGV = ['--preset', 'paper', '--round-epochs', '10', '--seeds', '2', '--da
                          ids=['cpu-experiment-unaugmented', 'paper-preset', 'cpu-experiment'])
 def test_compare_rerenders_the_committed_results_without_training(exp, argv, least, tmp_path, monkeypatch, capsys):
     n = int(argv[argv.index('--seeds') + 1])
-    assert train.finished_seeds(exp) == list(range(n)) and n >= least, f"finished seeds: {train.finished_seeds(exp)}"
+    assert compare.finished_seeds(exp) == list(range(n)) and n >= least, f"finished seeds: {compare.finished_seeds(exp)}"
     shutil.copytree(exp/'runs', tmp_path/'runs', ignore=shutil.ignore_patterns('*.pth'))
     def no_training(*args, **kw): raise AssertionError(f"gdnn-compare started a run that is committed: {args}")
     monkeypatch.setattr(train, 'get_dls', no_training)  # the first thing a run does
-    train.compare_main(argv + ['--out', str(tmp_path)])
+    compare.main(argv + ['--out', str(tmp_path)])
     for f in ('results.csv', 'table.md', 'paired.md'):
         assert (tmp_path/f).read_text() == (exp/f).read_text(), f"{f} differs from the committed one"
     assert (tmp_path/'compare.png').stat().st_size > 10_000
-    assert capsys.readouterr().out.count('done before, skipped') == n * len(train.ARMS)
+    n_runs = n * len(compare.ARMS)
+    assert f'{n_runs} of {n_runs} runs were done before' in capsys.readouterr().out
 
 
 def test_a_run_with_other_settings_is_refused_before_training(tmp_path, capsys):
     shutil.copytree(EXP/'runs', tmp_path/'runs', ignore=shutil.ignore_patterns('*.pth'))
     with pytest.raises(SystemExit):
-        train.compare_main([('30' if a == '20' else a) for a in ARGV] + ['--out', str(tmp_path)])
+        compare.main([('30' if a == '20' else a) for a in ARGV] + ['--out', str(tmp_path)])
     assert 'was made with epochs=20 (now 30)' in capsys.readouterr().err
 
 
 def test_every_run_with_augmentation_recorded_the_images_it_augmented():
     runs = [json.loads(f.read_text()) for f in sorted((AUG/'runs').glob('*.json'))]
-    assert len(runs) >= len(train.ARMS)
+    assert len(runs) >= len(compare.ARMS)
     for r in runs:
         assert r['settings']['augment'] is True, r['arm']
         n, aug = r['train_images'], r['augmented_images']
@@ -60,5 +62,5 @@ def test_every_run_with_augmentation_recorded_the_images_it_augmented():
         # firefly's candidate phase reads augmented training batches too; a growing arm's check of its layers, at
         # the start of the fit, one training batch
         if r['arm'] == 'firefly': assert aug > n
-        elif r['arm'] in train.GROWING: assert aug == n + r['settings']['bs'], (r['arm'], r['seed'], aug, n)
+        elif r['arm'] in compare.GROWING: assert aug == n + r['settings']['bs'], (r['arm'], r['seed'], aug, n)
         else: assert aug == n, (r['arm'], r['seed'], aug, n)

@@ -203,11 +203,11 @@ def test_the_constraint_follows_gradient_accumulation(dls):
     "With 4 batches accumulated, loss and constraint are divided alike: their ratio is unchanged"
     seen = {}
     class Spy(Callback):
-        order = 12  # right after GrowthCallback's after_loss
+        order = 13  # right after ConstrainSimilarity's after_loss
         def __init__(self, key): self.key = key
         def after_loss(self):
             if self.training and self.learn.growth.last_sim is not None:
-                c = self.learn.growth.sim_weight * self.learn.growth.last_sim
+                c = self.learn.constrain_similarity.weight * self.learn.growth.last_sim
                 seen.setdefault(self.key, (self.learn.loss_grad - self.learn.loss * self._scale()).item() / c.item())
         def _scale(self): return 1 / (4 * 64 / 64) if self.key == 'acc' else 1.
     for key, extra in (('plain', []), ('acc', [GradientAccumulation(n_acc=4 * 64)])):

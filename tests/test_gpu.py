@@ -55,7 +55,7 @@ def check_trained(learn, w0, n_events):
         for v in state.get(p, {}).values():
             if torch.is_tensor(v) and v.ndim: assert v.shape == p.shape and v.is_cuda
     assert torch.isfinite(torch.stack(learn.recorder.losses[-N_ITER:])).all()
-    sc = learn.growth._sc  # the constraint ran as a CUDA graph, recaptured after each growth step
+    sc = learn.constrain_similarity.sc  # the constraint ran as a CUDA graph, recaptured after each growth step
     assert sc.graph_error is None and 1 <= sc.captures and sc.replays > sc.captures, vars(sc)
 
 
@@ -98,7 +98,7 @@ def test_sync_batchnorm_under_ddp_grows_mid_epoch():
         assert isinstance(learn.model, nn.parallel.DistributedDataParallel)
         m = learn.model.module
         assert len(learn.growth.history) == 2 and widths(m) != w0
-        sc = learn.growth._sc
+        sc = learn.constrain_similarity.sc
         assert sc.graph_error is None and sc.captures >= 1 and sc.replays > sc.captures, vars(sc)
         assert torch.isfinite(torch.stack(learn.recorder.losses[-N_ITER:])).all()
         bns = [b for b in m.modules() if isinstance(b, nn.SyncBatchNorm)]
@@ -119,10 +119,9 @@ def test_train_run_on_the_gpu_with_fp16():
 
 
 def constraint_and_grads(sc, model, pairs):
-    from gdnn_nb.callback import _grown
     ps = [model.get_submodule(g.producer) for g in growable_groups(model)]
     for p in ps: p.weight.grad = None
-    loss = sc(ps, None if pairs == 'all' else [_grown(p) for p in ps])
+    loss = sc(ps, None if pairs == 'all' else [getattr(p, 'grown_mask', None) for p in ps])
     loss.backward()
     return loss.detach(), [p.weight.grad.clone() for p in ps]
 
@@ -170,10 +169,10 @@ def test_constraint_graph_in_fp16_fit_equals_eager_fit():
         dls = shapes_dls(n_train=32 * N_ITER, n_test=32, bs=32, device='cuda')
         learn = Learner(dls, vgg(11, 4).cuda(), loss_func=CrossEntropyLossFlat(),
                         cbs=GrowthCallback(at=[0.3], by=0.5, strategy='random', pairs='all', sim_weight=1.0))
-        learn.growth._sc = SimilarityConstraint('all', graph=graph)
+        learn.growth.constrain.sc = SimilarityConstraint('all', graph=graph)
         learn.to_fp16()
         with learn.no_bar(), learn.no_logging(): learn.fit(2, 1e-2)
-        assert learn.growth._sc.replays == (2 * N_ITER if graph else 0)
+        assert learn.growth.constrain.sc.replays == (2 * N_ITER if graph else 0)
         res.append([p.detach().clone() for p in learn.model.parameters()])
     torch.backends.cudnn.deterministic = det
     for a, b in zip(*res): torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)

@@ -48,7 +48,7 @@ def test_directives_are_applied_as_quarto_does():
 
 def test_sidebar_follows_quarto_yml():
     entries = [e for _, e in preview.sidebar(ROOT/'nbs')]
-    assert entries[0] == 'index.ipynb' and entries[1:5] == ['00_similarity.ipynb', '01_grow.ipynb', '01b_firefly.ipynb', '02_models.ipynb']
+    assert entries[0] == 'index.ipynb' and entries[1:6] == ['00_similarity.ipynb', '00b_constraint.ipynb', '01_grow.ipynb', '01b_firefly.ipynb', '02_models.ipynb']
     assert set(entries) == {p.name for p in (ROOT/'nbs').glob('*.ipynb') if not p.name.startswith('_')}
 
 

@@ -1,7 +1,7 @@
 """Set up on first use, then run the main job or the tests: README's two commands.
 
     python3 tools/dev.py train [gdnn-train options]   # main job
-    python3 tools/dev.py test [pytest options]        # test: nbdev-test, then pytest -q tests
+    python3 tools/dev.py test [pytest options]        # test: pytest -q tests (every lesson runs once among them)
     python3 tools/dev.py install                      # the set-up alone (the deploy workflow uses it)
 
 Both first make sure the project is installed: they create `.venv` if it is missing and run
@@ -51,13 +51,11 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in ('train', 'test', 'install'):
         sys.exit("usage: python3 tools/dev.py train|test|install [options]: 'train' runs gdnn-train, "
-                 "'test' nbdev-test then pytest, 'install' only sets up .venv")
+                 "'test' pytest (every lesson and the tests in tests/), 'install' only sets up .venv")
     ensure_installed()
     cmd, rest = argv[0], argv[1:]
     if cmd == 'train': run(exe('gdnn-train'), *rest)
-    elif cmd == 'test':
-        run(exe('nbdev-test'))
-        run(exe('pytest'), '-q', 'tests', *rest)
+    elif cmd == 'test': run(exe('pytest'), '-q', 'tests', *rest)
 
 
 if __name__ == '__main__':
