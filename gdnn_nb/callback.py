@@ -312,28 +312,41 @@ def growth_x(ev):
     if ev.get('iter') is None: return (ev['epoch'] or 0) + 1  # between fits: after the last epoch
     return ev['epoch'] + ev['iter'] / (ev.get('n_iter') or 1)
 
+def _same_curves(log, names):
+    "The layers `names` grouped by their width over the epochs of `log`: one line, and one legend entry, each"
+    curves = {}
+    for n in names: curves.setdefault(tuple(r['widths'].get(n) for r in log), []).append(n)
+    return list(curves.items())
+
 @patch
 def plot(self:GrowthCallback, figsize=(11, 3.5)):
-    "Widths of the growing layers and their mean |cos| over training, with the growth events marked"
+    "Widths of the growing layers and their mean |cos| over training, with the growth events dashed"
     if not self.log:
         raise ValueError("GrowthCallback.plot: nothing logged yet; call it after a fit")
     fig, (a1, a2) = plt.subplots(1, 2, figsize=figsize)
     ep = list(range(1, len(self.log) + 1))  # epochs trained with this callback, over its fits
-    names = list(self.log[-1]['widths'])
-    cmap = plt.get_cmap('viridis', max(2, len(names)))
-    for i, n in enumerate(names):
-        a1.plot(ep, [r['widths'].get(n) for r in self.log], color=cmap(i), marker='.',
-                label=n if len(names) <= 8 else None)
-    a1.set(xlabel='epochs done', ylabel='width (neurons)', title='Widths of the growing layers',
-           yscale='log')
+    curves = _same_curves(self.log, list(self.log[-1]['widths']))
+    cmap = plt.get_cmap('viridis', max(2, len(curves)))
+    for i, (ws, ns) in enumerate(curves):
+        # a width holds over the epoch it was trained at: the step is at the dashed line
+        a1.plot(ep, ws, color=cmap(i), marker='.', drawstyle='steps-pre',
+                label=ns[0] if len(ns) == 1 else f"{ns[0]} ... {ns[-1]} ({len(ns)} layers)")
+    # widths a factor apart, each power of 2 labelled
+    a1.set_yscale('log', base=2)
     a1.yaxis.set_major_formatter(plt.matplotlib.ticker.ScalarFormatter())
     a1.yaxis.set_minor_formatter(plt.matplotlib.ticker.NullFormatter())
-    if len(names) <= 8: a1.legend(fontsize=7)
-    a2.plot(ep, [r['mean_cos'] for r in self.log], marker='o')
-    a2.set(xlabel='epochs done', ylabel='mean |cos|',
+    a1.set(xlabel='epochs done', ylabel='width (neurons)', title='Widths of the growing layers')
+    if len(curves) <= 10:  # above the lines: two octaves of room
+        a1.set_ylim(top=4 * max(max(ws) for ws, _ in curves))
+        a1.legend(fontsize=8, loc='upper left', ncol=2)
+    mc = [r['mean_cos'] for r in self.log]
+    a2.plot(ep, mc, marker='o')
+    # from 0: a change of a few thousandths looks like one
+    a2.set(xlabel='epochs done', ylabel='mean |cos|', ylim=(0, 1.25 * max(mc) or 1),
            title='Similarity between neurons (mean over layers)')
-    for ev in self.history:
-        for a in (a1, a2): a.axvline(growth_x(ev), color='gray', ls='--', lw=0.8)
+    for a in (a1, a2):
+        a.xaxis.set_major_locator(plt.matplotlib.ticker.MaxNLocator(integer=True))
+        for ev in self.history: a.axvline(growth_x(ev), color='gray', ls='--', lw=0.8)
     plt.tight_layout()
     return fig
 
@@ -449,6 +462,13 @@ class SimilarityStats(Callback):
             for ev in (growth.history if growth else []):
                 ax.axvline(growth_x(ev), color='gray', ls='--', lw=0.8)
             ax.set(xlabel='epochs done', ylabel=lbl)
+        # shares from 0, in %: a flat line at 0 is no duplicates, not a scale of noise
+        axs[0].set_ylim(bottom=0)
+        top = max(r[p][1] for r in self.stats for p in layers)
+        axs[1].set_ylim(-0.001, max(0.05, 1.2 * top))  # a line at 0 stays in sight
+        axs[1].yaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0))
+        if top == 0: axs[1].text(0.5, 0.5, 'no near-duplicate pair at any batch', ha='center',
+                                 transform=axs[1].transAxes, color='gray')
         axs[0].legend(fontsize=8); axs[0].set_title('per training batch (dashed: growth)')
         fig.tight_layout()
         return fig
