@@ -79,19 +79,19 @@ class GrowthCallback(Callback):
     "Grow the model at scheduled points of `fit`; with `sim_weight`, the learner also gets `ConstrainSimilarity`"
     order = 11  # after MixedPrecision (10), before Recorder (50), which must see the two extra columns
     def __init__(self,
-        at=None, # epochs (ints) or fractions of training (floats); None: `steps` in the first half
+        at:list|None=None, # epochs (ints) or fractions of training (floats); None: `steps` in the first half
         by=0.3, # growth per step: a ratio of each layer's width (float) or a count of neurons (int)
         strategy="similarity", # how new neurons are chosen: a name in `STRATEGIES`, or a function
         sim_weight=SIM_WEIGHT, # weight of the similarity constraint in the training loss; 0 turns it off
         pairs="new", # constrain pairs with a new neuron ('new') or every pair ('all')
         margin=0.0, # similarities up to `margin` go unpunished; only the tail above it is pushed
-        max_width=None, # no layer grows beyond this many neurons
-        layers=None, # producers or (producer, norm, consumer) to grow; None: every growable group
-        every=None, # grow every `every` epochs instead of at `at`
+        max_width:int|None=None, # no layer grows beyond this many neurons
+        layers:list|None=None, # producers or (producer, norm, consumer) to grow; None: every growable group
+        every:int|None=None, # grow every `every` epochs instead of at `at`
         unit='epoch', # what ints in `at` count: 'epoch' or 'iter' (training batches into the fit)
         steps=3, # number of growth points when neither `at` nor `every` is given
-        target_width=None, # first growing layer's width at the last step; others keep their ratios
-        target_params=None, # final parameter count, reached at the last step
+        target_width:int|None=None, # first growing layer's width at the last step; others keep their ratios
+        target_params:int|None=None, # final parameter count, reached at the last step
         sim_every=1, # apply the constraint every `sim_every` batches, its weight multiplied by it
         loss_window=20, # batches averaged for the loss before and after each growth step
         snapshots=True, # keep CPU copies of the growing layers before each step, for the explorers
@@ -206,7 +206,7 @@ def before_batch(self:GrowthCallback):
 
 # %% ../nbs/03_callback.ipynb #7877b703
 @patch
-def train_batches(self:GrowthCallback, n=None):
+def train_batches(self:GrowthCallback, n:int|None=None):
     ("`n` batches of a fresh pass over this process's share of the training data (None: all of "
      "it), as the loader makes them: for strategies that score or train candidates on data")
     dl = local_dl(self.dls.train)
@@ -237,9 +237,9 @@ def _step_sizes(self:GrowthCallback, gs, by, targets, remaining, joint):
 # %% ../nbs/03_callback.ipynb #71f01e8e
 @patch
 def grow_now(self:GrowthCallback,
-             by=None,       # growth per group: a ratio or a count; None: the callback's `by`
-             strategy=None, # None: the callback's strategy
-             targets=None,  # final widths by producer name, reached over `remaining` steps (instead of `by`)
+             by:float|int|None=None,       # growth per group: a ratio or a count; None: the callback's `by`
+             strategy:str|None=None, # None: the callback's strategy
+             targets:dict|None=None,  # final widths by producer name, reached over `remaining` steps (instead of `by`)
              remaining=1,   # steps left toward `targets`, this one included
              **opts):       # the strategy's options, over the callback's
     "Grow every group now, resize the optimiser state, log the event; returns the `GrowthRecord`s"
@@ -408,7 +408,7 @@ def after_fit(self:GrowthCallback):
 
 # %% ../nbs/03_callback.ipynb #d58daa90
 @patch
-def grow(self:Learner, by=0.3, strategy="similarity", layers=None, max_width=None, **opts):
+def grow(self:Learner, by=0.3, strategy="similarity", layers:list|None=None, max_width:int|None=None, **opts):
     ("Grow `self.model` now (between fits), resizing the optimiser state; "
      "logged in `learn.growth.history` when there is one")
     cb = getattr(self, 'growth', None)
@@ -445,7 +445,7 @@ class SimilarityStats(Callback):
         self.stats.append(row)
 
     def plot(self,
-             layers=None,        # producer names to draw; None: the first, middle and last
+             layers:list|None=None,        # producer names to draw; None: the first, middle and last
              figsize=(14, 3.5)): # the figure's size in inches
         ("Mean |cos|, near-duplicate share and loss per batch, with the growth steps of the "
          "learner's `GrowthCallback` dashed")

@@ -56,7 +56,7 @@ def _new_last(m):
 # %% ../nbs/00b_constraint.ipynb #ref0loss
 def reference_loss(
     x,            # a Conv2d, a Linear or a weight tensor
-    new=None,     # the new neurons: a bool mask, or the count of newest ones (at the end)
+    new:Tensor|int|None=None,     # the new neurons: a bool mask, or the count of newest ones (at the end)
     pairs="new",  # 'new': pairs with at least one new neuron; 'all': every pair
     margin=0.0,   # |cos| up to `margin` costs nothing
 ) -> Tensor:
@@ -136,7 +136,7 @@ class _SimilarityLoss(torch.autograd.Function):
 # %% ../nbs/00b_constraint.ipynb #abf6fed2
 def similarity_loss(
     x,            # a Conv2d, a Linear or a weight tensor
-    new=None,     # the new neurons: a bool mask, or the count of newest ones (at the end)
+    new:Tensor|int|None=None,     # the new neurons: a bool mask, or the count of newest ones (at the end)
     pairs="new",  # 'new': pairs with at least one new neuron; 'all': every pair
     margin=0.0,   # |cos| up to `margin` costs nothing
 ) -> Tensor:
@@ -293,7 +293,7 @@ class SimilarityConstraint:
         pairs="new",  # 'new': pairs with at least one new neuron; 'all': every pair
         margin=0.0,   # |cos| up to `margin` costs nothing
         graph=True,   # on a CUDA GPU, replay a CUDA graph; False: launch every kernel on each call
-        batched=None, # zero-pad layers into batches of products (fewer, larger kernels); None: on a GPU
+        batched:bool|None=None, # zero-pad layers into batches of products (fewer, larger kernels); None: on a GPU
     ):
         _check_pairs(pairs, margin, 'SimilarityConstraint: ')
         self.pairs, self.margin, self.graph, self.batched = pairs, margin, graph, batched

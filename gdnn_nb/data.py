@@ -67,7 +67,7 @@ def _test_image(o, i):
     return t.cpu().as_subclass(torch.Tensor).contiguous()
 
 def test_arrays(items, # a uint8 tensor (N, 3, H, W), or images one by one (tensors, arrays, PIL images, files)
-                vocab=None): # the class names of the training data
+                vocab:list|None=None): # the class names of the training data
     "Unlabelled `ImageArrays` to predict, from `items`; validation transforms only"
     if (torch.is_tensor(items) or isinstance(items, np.ndarray)) and items.ndim == 4: items = list(items)
     return ImageArrays(torch.stack([_test_image(o, i) for i, o in enumerate(items)]), None, vocab, 1)
@@ -113,8 +113,8 @@ class CropPadFlip(Transform):
 # %% ../nbs/04_data.ipynb #fdbae33e
 CIFAR_STATS = ([0.491, 0.482, 0.447], [0.247, 0.243, 0.261])
 
-def tensor_dls(x_train, y_train, x_test, y_test, vocab, bs=128, device=None, augment=True,
-               stats=CIFAR_STATS, seed=None):
+def tensor_dls(x_train, y_train, x_test, y_test, vocab, bs=128, device:str|None=None, augment=True,
+               stats=CIFAR_STATS, seed:int|None=None):
     ("fastai DataLoaders over uint8 NCHW image tensors, augmented (crop with padding 4, flip) "
      "and normalised on `device`")
     device = default_device() if device is None else device
@@ -318,9 +318,9 @@ def download_cifar(name:str='cifar10'): # 'cifar10' or 'cifar100'
 
 def cifar_dls(
     name:str="cifar10", # 'cifar10' or 'cifar100'
-    path=None, # a folder in fastai's layout or an .npz; None: fastai's download, decoded and cached
+    path:str|None=None, # a folder in fastai's layout or an .npz; None: fastai's download, decoded and cached
     bs:int=128, # batch size of training (validation: 2 * bs)
-    device=None, # where the batches go; None: the GPU when there is one (`default_device()`)
+    device:str|None=None, # where the batches go; None: the GPU when there is one (`default_device()`)
     augment:bool=True, # crop with padding and flip the training images
     n_train:int=None, # use the first `n_train` training images only; None: all
     n_test:int=None, # use the first `n_test` test images only; None: all
@@ -424,7 +424,7 @@ def shapes_arrays(n, seed=0):
         x[i], masks[i] = np.clip(img, 0, 255), m
     return x, y, masks
 
-def shapes_dls(n_train=2000, n_test=500, seed=0, bs=128, device=None, augment=True):
+def shapes_dls(n_train=2000, n_test=500, seed=0, bs=128, device:str|None=None, augment=True):
     ("The shapes data set as fastai DataLoaders; "
      "the test images' object masks are on `dls.test_masks`")
     if n_train < 1 or n_test < 1:

@@ -161,8 +161,8 @@ def train_candidates(
     batches,              # training batches (x, y): a list, or a callable returning `n` of them (None: an epoch)
     loss_func,            # the training loss
     K,                    # new neurons drawn per group
-    train_batches=None,   # batches that train the candidates; None: all of `batches` (one epoch)
-    score_batches=None,   # batches whose mean gradient scores them; None: all of `batches` (one epoch)
+    train_batches:int|None=None,   # batches that train the candidates; None: all of `batches` (one epoch)
+    score_batches:int|None=None,   # batches whose mean gradient scores them; None: all of `batches` (one epoch)
     lr=1e-3,              # RMSprop's learning rate for the candidates
     l2_split=1e-2,        # L2 penalty on the split directions while they train
     l2_new=1e-4,          # L2 penalty on the new neurons' incoming weights while they train

@@ -41,8 +41,8 @@ def default_layer(model) -> nn.Module:
 # %% ../nbs/06_gradcam.ipynb #bceaf499
 def gradcam(model_or_learner, # a model, or a fastai Learner (its model is used)
             x,                # images `[B, C, H, W]`, normalised as the model expects
-            target=None,      # the class to explain: an int, one per image, or None: the prediction
-            layer=None):      # the layer to weight: a module or its name; None: the last conv layer
+            target:int|None=None,      # the class to explain: an int, one per image, or None: the prediction
+            layer:nn.Module|str|None=None):      # the layer to weight: a module or its name; None: the last conv layer
     ("Grad-CAM maps `[B, H, W]` (numpy, in [0, 1]) of `x` for class `target` "
      "(default: the predicted one) at `layer`, and the predictions")
     model = _model(model_or_learner)
@@ -137,10 +137,10 @@ def show_gradcam_grid(
     models:dict,                   # name -> model or Learner: one row of maps each
     images,                        # uint8 images `[B, 3, H, W]`, as the data set stores them
     stats=([0.5] * 3, [0.25] * 3), # the mean and std the models' inputs are normalised with
-    targets=None,                  # classes to explain (see `gradcam`); None: the predicted ones
-    labels=None,                   # true classes, shown over the inputs; wrong predictions turn red
-    vocab=None,                    # class names, for the titles
-    layer_names=None,              # name -> the layer to look at in that model (e.g. `layer_at`)
+    targets:int|list|None=None,                  # classes to explain (see `gradcam`); None: the predicted ones
+    labels:list|None=None,                   # true classes, shown over the inputs; wrong predictions turn red
+    vocab:list|None=None,                    # class names, for the titles
+    layer_names:dict|None=None,              # name -> the layer to look at in that model (e.g. `layer_at`)
     figsize_per=1.6):              # inches per image
     ("The paper's figure: input images (uint8 `[B, 3, H, W]`), then one row of Grad-CAM maps "
      "per model in `models` (name -> model)")

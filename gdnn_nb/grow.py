@@ -95,7 +95,7 @@ def _block_groups(block, prefix):
                      and _norm_width(getattr(block, n)) == out_width(p)), None)
         yield Group(f'{prefix}{pn}', norm, f'{prefix}{qn}', 1, out_width(p))
 
-def growable_groups(model, x=None) -> list:
+def growable_groups(model, x:Tensor|None=None) -> list:
     ("Every group of `model` that can grow, from its `nn.Sequential` chains and residual blocks; "
      "checked with `growth_check` on input `x` if given")
     groups = {}
@@ -263,7 +263,7 @@ def register_strategy(name,
         return f
     return _reg
 
-def draw_neurons(producer, m, generator=None) -> Tensor:
+def draw_neurons(producer, m, generator:torch.Generator|None=None) -> Tensor:
     ("`m` incoming weight vectors drawn like `producer`'s initialisation, "
      "rescaled to the median norm of its neurons")
     w = producer.weight
@@ -286,7 +286,7 @@ def max_similarity(cand, existing) -> Tensor:
     u, e = normalized_neurons(cand), normalized_neurons(existing)
     return (u @ e.T).abs().amax(1)
 
-def select_dissimilar(cand, existing, k, temperature=0.0, generator=None) -> Tensor:
+def select_dissimilar(cand, existing, k, temperature=0.0, generator:torch.Generator|None=None) -> Tensor:
     ("Indices of `k` rows of `cand` picked greedily to have the smallest largest |cos| "
      "to `existing` and to each other")
     u = normalized_neurons(cand)
@@ -483,10 +483,10 @@ def grow_groups(
     groups,                # producers' names, `Group`s or (producer, norm, consumer) tuples
     ks,                    # how many neurons to add to each (a joint strategy spends their total)
     strategy="similarity", # a registered strategy's name, or a function
-    max_width=None,        # never grow a producer beyond this many neurons
-    generator=None,        # a `torch.Generator` for the strategy's draws (same seed, same neurons)
-    batches=None,          # training batches (x, y), or a callable returning `n` of them: for strategies that learn from data
-    loss_func=None,        # the training loss, for the same strategies
+    max_width:int|None=None,        # never grow a producer beyond this many neurons
+    generator:torch.Generator|None=None,        # a `torch.Generator` for the strategy's draws (same seed, same neurons)
+    batches:object=None,          # training batches (x, y), or a callable returning `n` of them: for strategies that learn from data
+    loss_func:object=None,        # the training loss, for the same strategies
     **opts                 # the strategy's options
 ) -> list:
     ("Add `ks[i]` neurons to `groups[i]` of `model` in place, chosen by `strategy`; "
@@ -526,8 +526,8 @@ def grow(
     group,                 # a producer's name, a `Group`, or a (producer, norm, consumer) tuple
     k,                     # how many neurons to add
     strategy="similarity", # a strategy ('similarity', 'random', 'net2net', 'firefly', ...) or a function
-    max_width=None,        # never grow the producer beyond this many neurons
-    generator=None,        # a `torch.Generator` for the strategy's draws (same seed, same neurons)
+    max_width:int|None=None,        # never grow the producer beyond this many neurons
+    generator:torch.Generator|None=None,        # a `torch.Generator` for the strategy's draws (same seed, same neurons)
     **opts                 # the strategy's options, e.g. `candidates=4`, `temperature=0.0`
 ) -> GrowthRecord:
     "Add `k` neurons to `group` of `model` in place, chosen by `strategy`; returns what was done"
@@ -546,9 +546,9 @@ def grow_model(
     model,                 # the network, changed in place
     by=0.3,                # per group: a ratio of its width (float: 0.3 adds 30%) or a count (int)
     strategy="similarity", # a registered strategy's name or a function
-    layers=None,           # the groups (as for `grow`); None: every group `growable_groups` finds
-    max_width=None,        # no producer grows beyond this many neurons
-    generator=None,        # a `torch.Generator` for the strategy's random draws
+    layers:list|None=None,           # the groups (as for `grow`); None: every group `growable_groups` finds
+    max_width:int|None=None,        # no producer grows beyond this many neurons
+    generator:torch.Generator|None=None,        # a `torch.Generator` for the strategy's random draws
     **opts                 # the strategy's options
 ) -> list:
     ("Grow several groups of `model` in place: by a ratio (float) or count (int) each; "
@@ -599,7 +599,7 @@ def _unresized(opt, shapes):
 
 # %% ../nbs/01_grow.ipynb #a2a50773
 def resize_opt_state(opt,          # a torch optimiser, or fastai's Optimizer, OptimWrapper or Lookahead
-                     records=None): # the `GrowthRecord`s of the growth; None: every parameter whose state no longer fits it
+                     records:list|None=None): # the `GrowthRecord`s of the growth; None: every parameter whose state no longer fits it
     ("Resize `opt`'s per-parameter state after growth (or `set_width`): "
      "kept entries kept, new entries zero")
     state = _opt_state(opt)
@@ -625,7 +625,7 @@ def _inputs(x, n=2):
     "The first `n` samples of an input, or of each of a tuple of inputs"
     return tuple(t[:n] for t in x) if isinstance(x, (tuple, list)) else (x[:n],)
 
-def feeds(model, groups, x, calls=None) -> list:
+def feeds(model, groups, x, calls:int|None=None) -> list:
     ("For each group, whether a forward pass of `model` on `x` (a tensor, or a tuple of the "
      "model's inputs) carries the producer's output into the consumer; `calls`, a dict, gets how "
      "many times each producer (`('out', name)`) and consumer (`('in', name)`) ran")

@@ -13,8 +13,8 @@ from .grow import out_width, params_after
 from .models import count_params
 
 # %% ../nbs/02b_schedule.ipynb #413b2a9d
-def check_schedule(at=None,     # epochs (ints) or fractions of training (floats)
-                   every=None,  # grow every `every` epochs instead
+def check_schedule(at:list|None=None,     # epochs (ints) or fractions of training (floats)
+                   every:int|None=None,  # grow every `every` epochs instead
                    unit='epoch',# what ints in `at` count: 'epoch' or 'iter'
                    steps=3      # growth points when neither `at` nor `every` is given
                   ) -> list|None:
@@ -40,8 +40,8 @@ def check_schedule(at=None,     # epochs (ints) or fractions of training (floats
 # %% ../nbs/02b_schedule.ipynb #8355ff67
 def growth_points(n_epoch,     # epochs of the fit
                   n_iter,      # training batches per epoch
-                  at=None,     # epochs (ints) or fractions of training (floats)
-                  every=None,  # grow every `every` epochs instead
+                  at:list|None=None,     # epochs (ints) or fractions of training (floats)
+                  every:int|None=None,  # grow every `every` epochs instead
                   unit='epoch',# what ints in `at` count: 'epoch' or 'iter'
                   steps=3      # growth points when neither `at` nor `every` is given
                  ) -> list:
@@ -79,7 +79,7 @@ def step_size(n,        # the layer's width now
     return max(0, round(n * (target / n) ** (1 / remaining)) - n)
 
 # %% ../nbs/02b_schedule.ipynb #ccad5aa0
-def check_targets(target_width=None, target_params=None):
+def check_targets(target_width:int|None=None, target_params:int|None=None):
     "One line for a target that cannot be reached: both given, or one not a positive number"
     if target_width is not None and target_params is not None:
         raise ValueError("GrowthCallback: give target_width or target_params, not both")
@@ -93,8 +93,8 @@ def _params_at(model, groups, ws, ratio):
 
 def target_widths(model,             # the network now
                   groups,            # its growing groups
-                  target_width=None, # the first group's final width; the others keep their ratios to it
-                  target_params=None # the final parameter count
+                  target_width:int|None=None, # the first group's final width; the others keep their ratios to it
+                  target_params:int|None=None # the final parameter count
                  ) -> dict|None:
     "The final width of each group for `target_width` or `target_params`; None when neither is given"
     check_targets(target_width, target_params)

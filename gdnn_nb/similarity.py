@@ -82,7 +82,7 @@ def _as_named(layers):
     if isinstance(layers, (list, tuple)): return {f'layer {i}': l for i, l in enumerate(layers)}
     return {'layer': layers}
 
-def plot_similarity(layers, bins=50, ax=None, log=False, title='Similarity between neurons'):
+def plot_similarity(layers, bins=50, ax:plt.Axes|None=None, log=False, title='Similarity between neurons'):
     ("Histograms (as shares of pairs) of the similarity distributions of one layer, a list, "
      "or a dict of name -> layer")
     if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))

@@ -50,9 +50,9 @@ def build_model(name,           # a name from `MODELS`
 def get_dls(data='shapes', # 'shapes', 'cifar10', 'cifar100' (downloaded), or a path to a folder or .npz
             bs=128,        # batch size
             seed=0,        # seed of the shapes data and of the subsets
-            n_train=None,  # training images to use (shapes: to generate); None: all (shapes: 2000)
-            n_test=None,   # test images to use; None: all (shapes: 500)
-            device=None,   # where the batches go; None: fastai's default device
+            n_train:int|None=None,  # training images to use (shapes: to generate); None: all (shapes: 2000)
+            n_test:int|None=None,   # test images to use; None: all (shapes: 500)
+            device:str|None=None,   # where the batches go; None: fastai's default device
             classes=10,    # classes of a data set given as a path: 10 or 100
             augment=True): # crop with padding and flip the training images
     "DataLoaders for `data`"
@@ -130,20 +130,20 @@ def train_run(
     epochs=8,           # epochs of `fit_one_cycle`
     strategy='similarity', # a growth strategy from `STRATEGIES`, or 'static' for a network that does not grow
     sim_weight=SIM_WEIGHT, # weight of the similarity constraint; 0 turns it off
-    grow_at=None,       # growth points (epochs or fractions); None: three steps in the first half
+    grow_at:list|None=None,       # growth points (epochs or fractions); None: three steps in the first half
     grow_by=0.5,        # growth per step, a ratio of the width
-    target_width=None,  # final width of the first block instead of `grow_by`
+    target_width:int|None=None,  # final width of the first block instead of `grow_by`
     seed=0,             # random seed of the model, the data order and the growth
     device='auto',      # 'auto' (a GPU when there is one), 'cpu', 'cuda' or 'cuda:N'
     fp16=False,         # mixed precision (`to_fp16`), on a CUDA GPU only
     bs=128,             # batch size
     lr=3e-3,            # maximum learning rate of `fit_one_cycle`
-    n_train=None,       # training images to use (shapes: to generate); None: all (shapes: 2000)
-    n_test=None,        # test images to use; None: all (shapes: 500)
+    n_train:int|None=None,       # training images to use (shapes: to generate); None: all (shapes: 2000)
+    n_test:int|None=None,        # test images to use; None: all (shapes: 500)
     progress=True,      # show fastai's progress bar and table
     classes=10,         # classes of a data set given as a path: 10 or 100
     augment=True,       # crop with padding and flip the training images
-    checkpoint=None,    # a file to save the run to after every epoch (`RunCheckpoint`), and to resume from if it is there
+    checkpoint:str|None=None,    # a file to save the run to after every epoch (`RunCheckpoint`), and to resume from if it is there
     pairs='new',        # the constraint on pairs with a new neuron ('new') or on every pair ('all')
     margin=0.0,         # similarities up to `margin` go unpunished by the constraint
     **strategy_opts     # options of the strategy, e.g. `candidates`

@@ -65,13 +65,15 @@ def test_tiny_compare_writes_a_table_and_resumes(tmp_path):
     (['--out', 'a-file'], '--out a-file: is a file; give a folder for the runs'),
     (['--repeat', 'a-file'], '--repeat a-file: not a metrics.json written by gdnn-train'),
 ])
-def test_bad_values_get_one_line_before_training(args, msg, tmp_path):
+def test_bad_values_get_one_line_before_training(args, msg, tmp_path, monkeypatch, capsys):
+    "In the command's own process (the console command's path is the tests above and below): exit 2, one line, no work"
+    from gdnn_nb.train import main
     (tmp_path/'a-file').write_text('not a folder, not a metrics.json')
-    r = run('gdnn-train', '--n-train', '64', '--n-test', '32', *args, cwd=tmp_path)
-    assert r.returncode == 2
-    assert 'Traceback' not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 or lines[0].startswith('usage:'), r.stderr  # argparse adds its usage line
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e: main(['--n-train', '64', '--n-test', '32', *args])
+    assert e.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 or lines[0].startswith('usage:'), lines  # argparse adds its usage line
     assert msg in lines[-1]
     assert not list((tmp_path/'runs').glob('*/metrics.json'))  # nothing trained
 

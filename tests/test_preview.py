@@ -46,6 +46,17 @@ def test_directives_are_applied_as_quarto_does():
     assert preview.image_outputs(shown) == 1
 
 
+def test_headings_get_the_ids_quarto_gives_them():
+    "pandoc's identifiers (its manual's examples), so that a link to a section on the site has a target in the preview"
+    for text, ident in [('Heading identifiers in HTML', 'heading-identifiers-in-html'), ("Maître d'hôtel", 'maître-dhôtel'),
+                        ('Dogs?--in my house?', 'dogs--in-my-house'), ('HTML, S5, or RTF?', 'html-s5-or-rtf'),
+                        ('3. Applications', 'applications'), ('33', 'section'),
+                        ('Paper scale: --preset paper', 'paper-scale---preset-paper')]:
+        assert preview.pandoc_id(text) == ident
+    page = preview.pandoc_ids('<h2 id="A-b">A b<a class="anchor-link" href="#A-b">¶</a></h2><h2 id="x">A b</h2>')
+    assert 'id="a-b"' in page and 'href="#a-b"' in page and 'id="a-b-1"' in page
+
+
 def test_sidebar_follows_quarto_yml():
     entries = [e for _, e in preview.sidebar(ROOT/'nbs')]
     assert entries[0] == 'index.ipynb' and entries[1:6] == ['00_similarity.ipynb', '00b_constraint.ipynb', '01_grow.ipynb', '01b_firefly.ipynb', '02_models.ipynb']
@@ -142,3 +153,56 @@ def test_every_page_in_chromium(site, entry, chrome, shots):
     assert 'Traceback' not in text, f"{page['file']} shows an error"
     assert '{target=' not in text, f"{page['file']} shows show_doc's link as raw text"
     chrome.save_screenshot(str(shots/f"preview-{page['file'][:-5]}.png"))
+
+
+def local_targets(page_file, hrefs, out):
+    "The links among `hrefs` (from the page `page_file` of the preview in `out`) to a page or anchor of the preview that is missing"
+    missing = []
+    for h in hrefs:
+        if not h or h.startswith(('http://', 'https://', 'mailto:', 'javascript:')): continue
+        path, _, anchor = h.partition('#')
+        target = out/page_file if path in ('', page_file) else out/path.split('/')[-1]
+        if not target.exists(): missing.append(h); continue
+        if anchor and f'id="{anchor}"' not in target.read_text(): missing.append(h)
+    return missing
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('entry', [e for _, e in preview.sidebar(ROOT/'nbs')])
+def test_every_link_has_a_target_and_every_image_loads(site, entry, chrome):
+    from selenium.webdriver.common.by import By
+    out, pages = site
+    page = pages[entry]
+    chrome.get((out/page['file']).as_uri())
+    hrefs = [a.get_attribute('href') for a in chrome.find_elements(By.CSS_SELECTOR, 'a[href]')]
+    rel = [h.replace((out.as_uri() + '/'), '') if h.startswith(out.as_uri()) else h for h in hrefs]
+    assert not local_targets(page['file'], rel, out), f"{page['file']}: links without a target: {local_targets(page['file'], rel, out)}"
+    local = [i for i in chrome.find_elements(By.TAG_NAME, 'img') if not (i.get_attribute('src') or '').startswith('http')]
+    broken = [i.get_attribute('src')[:80] for i in local
+              if not chrome.execute_script('return arguments[0].complete && arguments[0].naturalWidth > 0', i)]
+    assert not broken, f"{page['file']}: images that do not load: {broken}"
+
+
+@pytest.mark.slow
+def test_explorers_move_on_the_page_without_a_kernel(site, chrome, shots):
+    "On the rendered page, every control of every explorer changes the frame it shows"
+    from selenium.webdriver.common.by import By
+    out, pages = site
+    chrome.get((out/pages['07_widgets.ipynb']['file']).as_uri())
+    explorers = chrome.find_elements(By.CSS_SELECTOR, '.gdnn-explorer')
+    assert len(explorers) == 2, "the widgets page shows the similarity and the Grad-CAM explorer"
+    for n, ex in enumerate(explorers):
+        controls = ex.find_elements(By.CSS_SELECTOR, 'select, input[type=range]')
+        assert controls, "an explorer without controls"
+        for c in controls:
+            img = ex.find_element(By.TAG_NAME, 'img')
+            before = img.get_attribute('src')
+            chrome.execute_script("""const c = arguments[0];
+                if (c.tagName === 'SELECT') c.selectedIndex = (c.selectedIndex + 1) % c.options.length;
+                else c.value = (Number(c.value) + 1) % (Number(c.max) + 1);
+                c.dispatchEvent(new Event('input'));""", c)
+            after = img.get_attribute('src')
+            assert after.startswith('data:image/png') and after != before, f"explorer {n}: a control changed nothing"
+            assert 'not drawn' not in ex.find_element(By.CSS_SELECTOR, '.gdnn-caption').text
+        chrome.execute_script('arguments[0].scrollIntoView()', ex)
+        chrome.save_screenshot(str(shots/f'preview-explorer-{n}.png'))

@@ -168,6 +168,27 @@ def nav(pages, current, project):
     return f'{CSS}<nav class="gdnn-sidebar"><b>{html.escape(project)}</b><br><small>preview of the docs</small><hr>{"".join(out)}</nav>'
 
 
+def pandoc_id(text):
+    "The identifier pandoc (and so Quarto) gives a heading with this text"
+    s = re.sub(r'[^\w\s.-]', '', text.strip().lower(), flags=re.UNICODE)
+    s = re.sub(r'\s+', '-', s)
+    s = re.sub(r'^[^a-z]+', '', s)
+    return s or 'section'
+
+
+def pandoc_ids(body):
+    "Headings' ids and their anchor links as Quarto writes them, in place of nbconvert's"
+    seen = {}
+    def fix(m):
+        level, old, inner = m.group(1), m.group(2), m.group(3)
+        text = html.unescape(re.sub(r'<a class="anchor-link".*?</a>', '', re.sub(r'<(?!a class="anchor-link")[^>]+>', '', inner)))
+        new = pandoc_id(re.sub(r'<[^>]+>', '', text))
+        n = seen.get(new, 0); seen[new] = n + 1
+        if n: new = f'{new}-{n}'
+        return f'<h{level} id="{new}">' + inner.replace(f'href="#{old}"', f'href="#{new}"') + f'</h{level}>'
+    return re.sub(r'<h([1-6]) id="([^"]*)">(.*?)</h\1>', fix, body, flags=re.S)
+
+
 def build(out=ROOT/'_site_preview', proc=ROOT/'_proc', nbs=ROOT/'nbs', offline_widgets=False):
     "Render the notebooks of `proc` in `nbs`'s sidebar order to HTML pages in `out`; the pages as dicts"
     out, proc = Path(out), Path(proc)
@@ -198,7 +219,7 @@ def build(out=ROOT/'_site_preview', proc=ROOT/'_proc', nbs=ROOT/'nbs', offline_w
                (f'<p class="description">{inline(p["description"])}</p>' if p['description'] else '') + '</header>'
         name = f"{p['title'].replace('`', '')} – {project}"
         body, _ = exp.from_notebook_node(p['nb'], resources={'metadata': {'name': name}})
-        body = re.sub(r'(<body[^>]*>)', lambda m: m.group(1) + nav(pages, p['file'], project) + head, body, count=1)
+        body = pandoc_ids(re.sub(r'(<body[^>]*>)', lambda m: m.group(1) + nav(pages, p['file'], project) + head, body, count=1))
         (out/p['file']).write_text(body)
         p['figures'] = image_outputs(p['nb'])
         print(f"{p['entry']:25s} -> {p['file']:20s} {p['figures']:3d} figure(s) {time.perf_counter() - t0:5.1f} s", flush=True)
