@@ -3,7 +3,8 @@ on a 2-core CPU grows in a short fit and keeps its eval output, or is skipped wi
 
 The lists come from `python tools/zoo_survey.py` (build time, forward at 32x32, groups found and kept,
 largest output change after growing every kept group by one neuron); they are written out here so the
-test does not depend on how busy the machine is."""
+test does not depend on how busy the machine is. The test command grows one model of each family; `pytest -m slow`
+takes every model in the lists."""
 import warnings
 
 import pytest, torch
@@ -31,6 +32,11 @@ NOTHING = ['efficientnet_b0', 'efficientnet_b1', 'efficientnet_b2', 'efficientne
            'regnet_y_800mf', 'regnet_y_1_6gf', 'regnet_y_3_2gf', 'regnet_y_8gf', 'resnext50_32x4d',
            'shufflenet_v2_x0_5', 'shufflenet_v2_x1_0', 'shufflenet_v2_x1_5', 'shufflenet_v2_x2_0',
            'squeezenet1_0', 'squeezenet1_1']
+# in the test command, one model of each family; `pytest -m slow` runs the rest too
+FAMILY = {'densenet121', 'efficientnet_v2_s', 'regnet_x_8gf', 'resnet18', 'resnet50', 'convnext_tiny',
+          'efficientnet_b0', 'googlenet', 'mnasnet0_5', 'mobilenet_v2', 'mobilenet_v3_small', 'regnet_x_400mf',
+          'regnet_y_400mf', 'resnext50_32x4d', 'shufflenet_v2_x0_5', 'squeezenet1_0'}
+def _params(names): return [n if n in FAMILY else pytest.param(n, marks=pytest.mark.slow) for n in names]
 LEFT_OUT = {
     **{n: 'does not run at 32x32 (its pooling or patching needs larger images)'
        for n in ('alexnet', 'inception_v3', 'maxvit_t', 'vit_b_16', 'vit_b_32', 'vit_h_14', 'vit_l_16',
@@ -67,7 +73,7 @@ def short_fit(name):
     return learn
 
 
-@pytest.mark.parametrize('name', GROWS)
+@pytest.mark.parametrize('name', _params(GROWS))
 def test_the_model_grows_in_a_short_fit_and_keeps_its_output(name):
     learn = short_fit(name)
     before = widths(learn.model)
@@ -86,7 +92,7 @@ def test_the_model_grows_in_a_short_fit_and_keeps_its_output(name):
     assert (y1 - y0).abs().max() <= 1e-4 * y0.abs().max()
 
 
-@pytest.mark.parametrize('name', NOTHING)
+@pytest.mark.parametrize('name', _params(NOTHING))
 def test_the_model_with_nothing_growable_gets_one_warning_and_trains(name):
     learn = short_fit(name)
     with pytest.warns(GrowthWarning, match='has no group that can grow') as w:

@@ -142,6 +142,9 @@ def test_every_page_in_chromium(site, entry, chrome, shots):
     out, pages = site
     page = pages[entry]
     chrome.get((out/page['file']).as_uri())
+    from selenium.webdriver.support.ui import WebDriverWait
+    WebDriverWait(chrome, 30).until(lambda d: d.execute_script('return document.readyState') == 'complete'
+                                    and d.find_elements(By.CSS_SELECTOR, 'h1.title'))
     title = page['title'].replace('`', '')
     assert chrome.find_element(By.CSS_SELECTOR, 'h1.title').text == title and title in chrome.title
     links = [a.get_attribute('href').rsplit('/', 1)[-1] for a in chrome.find_elements(By.CSS_SELECTOR, '.gdnn-sidebar a')]
