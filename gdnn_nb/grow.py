@@ -9,7 +9,7 @@ __all__ = ['PRODUCERS', 'NORMS', 'PASS_THROUGH', 'STRATEGIES', 'Group', 'out_wid
            'GrowContext', 'GrowthRecord', 'register_strategy', 'draw_neurons', 'random_strategy', 'max_similarity',
            'select_dissimilar', 'similarity_strategy', 'net2net_strategy', 'firefly_fo_strategy', 'GrowthWarning',
            'grow_groups', 'grow', 'growth_count', 'grow_model', 'resize_opt_state', 'feeds', 'growth_check',
-           'set_width', 'shapes_after', 'match_widths', 'load_grown', 'params_after', 'norm_round']
+           'set_width', 'shapes_after', 'match_widths', 'load_grown', 'params_after', 'norm_round', 'shrink']
 
 # %% ../nbs/01_grow.ipynb #8a8e7f55
 import copy, inspect, math, warnings
@@ -600,20 +600,22 @@ def _unresized(opt, shapes):
 # %% ../nbs/01_grow.ipynb #a2a50773
 def resize_opt_state(opt,          # a torch optimiser, or fastai's Optimizer, OptimWrapper or Lookahead
                      records:list|None=None): # the `GrowthRecord`s of the growth; None: every parameter whose state no longer fits it
-    ("Resize `opt`'s per-parameter state after growth (or `set_width`): "
-     "kept entries kept, new entries zero")
+    ("Resize `opt`'s per-parameter state after growth, `shrink` or `set_width`: "
+     "kept entries kept, new entries zero, removed entries gone")
     state = _opt_state(opt)
     recs = [records] if isinstance(records, GrowthRecord) else records
     resized = [t for rec in recs for t in rec.params] if recs is not None else _mismatches(state)
     ids, shapes = set(), set()
-    for p, dim, old, new in resized:
+    for p, dim, old, new, *keep in resized:
         ids.add(id(p))
         shapes.add(tuple(p.shape[:dim]) + (old,) + tuple(p.shape[dim+1:]))
         st = state.get(p)
         if not st: continue
         for key, v in st.items():
             if torch.is_tensor(v) and v.ndim > dim and v.shape[dim] == old:
-                st[key] = _like(_fit(v, dim, new), p.data)
+                # after `shrink`, the entries of the neurons kept; else cut or padded at the end
+                st[key] = _like(v.index_select(dim, keep[0].to(v.device)) if keep and keep[0] is not None
+                                else _fit(v, dim, new), p.data)
     _resize_slow(opt, ids)
     bad = _unresized(opt, shapes)
     if bad: warnings.warn(f"resize_opt_state: {type(opt).__name__} keeps {', '.join(bad)} outside "
@@ -845,6 +847,59 @@ def norm_round(model, # the network
     norm = model.get_submodule(group.norm) if group.norm else None
     return k + (-(out_width(model.get_submodule(group.producer)) + k) % norm.num_groups
                 if isinstance(norm, nn.GroupNorm) and k else 0)
+
+# %% ../nbs/01_grow.ipynb #8f0f4092
+def _cut(p, data, dim, keep, rec):
+    "Give parameter `p` the entries `keep` of `data` along `dim`, its gradient cut alike; logged in `rec`"
+    old = p.shape[dim]
+    _set_data(p, data.index_select(dim, keep))
+    if p.grad is not None: p.grad = _like(p.grad.index_select(dim, keep), p.data)
+    rec.params.append((p, dim, old, p.shape[dim], keep))
+
+def shrink(model,       # the network, changed in place
+           group,       # a producer's name, a `Group`, or a (producer, norm, consumer) tuple
+           drop,        # indices of the neurons to remove
+           out_add=None # `[out, n, r]` added to the consumer's outgoing weights before the cut (None: nothing)
+          ) -> GrowthRecord:
+    "Remove neurons `drop` from `group` of `model` in place: producer rows, norm channels, consumer columns"
+    g = _resolve(model, group)
+    mods = dict(model.named_modules())
+    P, N, Q = mods[g.producer], mods[g.norm] if g.norm else None, mods[g.consumer]
+    n = out_width(P)
+    drop = sorted({int(i) for i in drop})
+    if any(not 0 <= i < n for i in drop):
+        raise ValueError(f"shrink: drop={drop} for layer '{g.producer}' of {n} neurons; use indices 0 to {n - 1}")
+    keep = [i for i in range(n) if i not in drop]
+    if not keep: raise ValueError(f"shrink: drop removes all {n} neurons of '{g.producer}'; keep at least one")
+    if isinstance(N, nn.GroupNorm) and len(keep) % N.num_groups:
+        raise ValueError(f"shrink: '{g.norm}' has {N.num_groups} groups, which do not divide the {len(keep)} "
+                         f"channels left; remove a number of neurons that leaves a multiple of {N.num_groups}")
+    rec = GrowthRecord(g.producer, g.norm, g.consumer, n, len(keep), [], 'shrink', dict(removed=drop))
+    kt = torch.tensor(keep, device=P.weight.device)
+    with torch.no_grad():
+        wq = GrowContext(model, g, P, N, Q).out_weight()
+        if out_add is not None: wq = wq + out_add.to(wq)
+        _cut(P.weight, P.weight.data, 0, kt, rec)
+        if P.bias is not None: _cut(P.bias, P.bias.data, 0, kt, rec)
+        if isinstance(P, nn.Conv2d): P.out_channels = len(keep)
+        else: P.out_features = len(keep)
+        if N is not None:
+            for t in ('weight', 'bias'):
+                if getattr(N, t, None) is not None: _cut(getattr(N, t), getattr(N, t).data, 0, kt, rec)
+            if isinstance(N, nn.GroupNorm): N.num_channels = len(keep)
+            else:
+                if N.running_mean is not None:
+                    N.running_mean, N.running_var = N.running_mean[kt], N.running_var[kt]
+                N.num_features = len(keep)
+        r = g.spatial
+        cols = (kt[:, None] * r + torch.arange(r, device=kt.device)).flatten()
+        _cut(Q.weight, wq.reshape(Q.weight.shape[0], n * r, *Q.weight.shape[2:]), 1, cols, rec)
+        if isinstance(Q, nn.Conv2d): Q.in_channels = len(keep)
+        else: Q.in_features = len(keep) * r
+        if getattr(P, 'grown_mask', None) is not None: P.grown_mask = P.grown_mask[kt]
+    torch.clear_autocast_cache()
+    if isinstance(getattr(model, '_orig_mod', None), nn.Module): torch._dynamo.reset()
+    return rec
 
 # %% ../nbs/01_grow.ipynb #3c3998de
 from . import firefly  # registers 'firefly'

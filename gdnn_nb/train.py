@@ -27,6 +27,7 @@ import fastai.distributed  # Learner.distrib_ctx
 from fastcore.docments import docments
 from .distributed import rank0, unwrap
 from .callback import GrowthCallback, SIM_WEIGHT, growth_x, _growth_key
+from .merge import MergeCallback
 from .data import shapes_dls, cifar_dls, augmenter
 from .grow import growable_groups, match_widths, STRATEGIES
 from .models import vgg, resnet, count_params, count_flops
@@ -146,6 +147,8 @@ def train_run(
     checkpoint:str|None=None,    # a file to save the run to after every epoch (`RunCheckpoint`), and to resume from if it is there
     pairs='new',        # the constraint on pairs with a new neuron ('new') or on every pair ('all')
     margin=0.0,         # similarities up to `margin` go unpunished by the constraint
+    merge_at:list|None=None,   # points (epochs or fractions) at which to merge redundant neurons (`MergeCallback`)
+    merge_width:int|None=None, # at `merge_at`, merge down to the widths of `model` built at this width
     **strategy_opts     # options of the strategy, e.g. `candidates`
 ):
     "Train one run and return its learner, its model before training and its summary"
@@ -171,8 +174,12 @@ def train_run(
     cb = GrowthCallback(at=[], sim_weight=0) if static else \
          GrowthCallback(at=grow_at, by=grow_by, strategy=strategy, sim_weight=sim_weight, pairs=pairs,
                         margin=margin, target_width=target_width, **strategy_opts)
+    cbs = [cb, TrainFlops()]
+    if merge_at:  # back to the widths of the model built at `merge_width`
+        final = build_model(model, merge_width, dls.c)
+        cbs.append(MergeCallback(at=merge_at, target_widths={g.producer: g.width for g in growable_groups(final)}))
     learn = Learner(dls, build_model(model, width, dls.c), loss_func=CrossEntropyLossFlat(),
-                    metrics=accuracy, cbs=[cb, TrainFlops()])
+                    metrics=accuracy, cbs=cbs)
     _check_fits(learn.model, dls, model, data)
     # a growth point outside the fit: one line now, not a stopped fit later
     cb.points(epochs, len(dls.train))

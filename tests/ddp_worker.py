@@ -19,7 +19,9 @@ import fastai.callback.schedule  # Learner.fit_one_cycle
 from gdnn_nb import callback
 from gdnn_nb.data import shapes_dls, augmenter
 from gdnn_nb.distributed import unwrap, rewrap, replica_mismatches, rank0
-from gdnn_nb.models import vgg, resnet
+from gdnn_nb.models import vgg, resnet, widths
+from gdnn_nb.grow import growable_groups
+from gdnn_nb.merge import MergeCallback
 
 torch.set_num_threads(1)
 
@@ -98,6 +100,20 @@ def between_fits(n_train):
     with learn.no_bar(), learn.no_logging(), learn.distrib_ctx(sync_bn=False, cpu=True): learn.fit(1, 1e-3)
     return dict(arch='vgg11', strategy='learn.grow between fits', end=replica_mismatches(learn), epoch_loss=r['epoch_loss'])
 
+def merge_fit(at_merge, n_train):
+    "Grow at 30% of the first epoch, then merge back to the widths before growth at `at_merge`, inside distrib_ctx"
+    torch.manual_seed(0)
+    dls = shapes_dls(n_train, 32, bs=16, device='cpu', seed=0)
+    model = vgg(11, 4, dls.c)
+    w0 = widths(model)
+    target = {g.producer: g.width for g in growable_groups(model)}
+    learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(),
+                    cbs=[callback.GrowthCallback(at=[0.3], by=0.5), MergeCallback(at=at_merge, target_widths=target)])
+    with learn.no_bar(), learn.no_logging(), learn.distrib_ctx(sync_bn=False, cpu=True): learn.fit_one_cycle(2, 3e-3)
+    ev = learn.merge.history
+    return dict(at=at_merge, merges=[(e['epoch'], e['iter']) for e in ev], grew=len(learn.growth.history),
+                widths_back=widths(unwrap(learn.model)) == w0, end=replica_mismatches(learn))
+
 def bench(epochs=2, n_train=1024, threads=1):
     "Images per second of a static VGG-11 (width 16) on shapes, over all processes"
     torch.set_num_threads(threads)
@@ -139,7 +155,9 @@ def main():
                 runs.append(fit_one(arch, s, [0.3, 1], 2, 128, not a.no_rewrap)[0])
                 if rank0(): print(f"{arch} {s}: {runs[-1]['time']:.1f} s", flush=True)
         if not a.quick: runs.append(between_fits(128))
-        res = dict(world_size=dist.get_world_size() if dist.is_initialized() else 1, integrated=INTEGRATED, runs=runs)
+        merges = [] if a.quick else [merge_fit([1], 128), merge_fit([0.75], 128)]  # an epoch start, mid-epoch
+        res = dict(world_size=dist.get_world_size() if dist.is_initialized() else 1, integrated=INTEGRATED, runs=runs,
+                   merges=merges)
     if rank0():
         with open(a.out, 'w') as f: json.dump(res, f, indent=1)
 

@@ -57,6 +57,14 @@ def test_training_loss_falls(ddp):
     for r in ddp['runs']: assert r['epoch_loss'][-1] < r['epoch_loss'][0], f"{r['arch']} {r['strategy']}: {r['epoch_loss']}"
 
 
+def test_merging_keeps_replicas_identical(ddp):
+    "Grown at 30% of the first epoch, merged back at the start of the second, or in its middle: identical ranks"
+    assert [m['at'] for m in ddp['merges']] == [[1], [0.75]]
+    (start,), (mid,) = [m['merges'] for m in ddp['merges']]
+    assert start == [1, 0] and mid[0] == 1 and mid[1] > 0
+    for m in ddp['merges']: assert m['grew'] == 1 and m['widths_back'] and m['end'] == [], m
+
+
 def test_growth_between_fits(ddp):
     (r,) = [r for r in ddp['runs'] if 'between fits' in r['strategy']]
     assert r['end'] == []

@@ -176,3 +176,22 @@ def test_constraint_graph_in_fp16_fit_equals_eager_fit():
         res.append([p.detach().clone() for p in learn.model.parameters()])
     torch.backends.cudnn.deterministic = det
     for a, b in zip(*res): torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_grow_then_merge_back_under_fp16():
+    "Grow past a size, merge back to it mid-epoch, under fp16: the optimiser state and the weights stay on the GPU"
+    from gdnn_nb.merge import MergeCallback
+    from gdnn_nb.models import count_params
+    torch.manual_seed(0)
+    dls = shapes_dls(n_train=32 * N_ITER, n_test=32, bs=32, device='cuda')
+    target = count_params(vgg(11, 6))
+    learn = Learner(dls, vgg(11, 4).cuda(), loss_func=CrossEntropyLossFlat(),
+                    cbs=[GrowthCallback(at=[1], by=1.0), MergeCallback(at=[0.7], target_params=target)]).to_fp16()
+    with learn.no_bar(), learn.no_logging(): learn.fit(3, 1e-3)
+    assert learn.merge.history and count_params(learn.model) <= target
+    state = _opt_state(learn.opt)
+    for p in learn.model.parameters():
+        assert p.is_cuda
+        for v in state.get(p, {}).values():
+            if torch.is_tensor(v) and v.ndim: assert v.shape == p.shape and v.is_cuda
+    assert torch.isfinite(torch.stack(learn.recorder.losses[-N_ITER:])).all()
