@@ -252,7 +252,7 @@ def plot_comparison(res,       # run summaries, as `compare` returns them
     arms = [a for a in arms if any(r['arm'] == a for r in res)]
     n = len({r['seed'] for r in res})
     what = f"dots: {n} seeds; markers: mean" + (", 95% t-interval" if n >= 3 else f"; no interval at {n} seeds")
-    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(16, 4.6), gridspec_kw=dict(width_ratios=(1.3, 1, 1)))
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(16, 5.2), gridspec_kw=dict(width_ratios=(1.3, 1, 1)))
     flops = {a: statistics.mean(r['train_flops'] for r in res if r['arm'] == a) for a in arms}
     for i, arm in enumerate(arms):
         rs = sorted((r for r in res if r['arm'] == arm), key=lambda r: r['seed'])
@@ -262,11 +262,11 @@ def plot_comparison(res,       # run summaries, as `compare` returns them
         xs = [r['train_flops'] * 10 ** (0.025 * k + 0.005 * (j - (len(rs) - 1) / 2)) for j, r in enumerate(rs)]
         _seeds_and_mean(a1, xs, [r['accuracy'] for r in rs], ARM_COLOURS.get(arm, f'C{i}'), arm)
     a1.set(xscale='log', xlabel='training FLOPs (forward and backward)', ylabel='test accuracy',
-           title=f'Accuracy against compute\n({what})')
+           title='Accuracy against compute')
     a1.xaxis.set_major_locator(plt.matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
     a1.xaxis.set_major_formatter(plt.matplotlib.ticker.FuncFormatter(lambda v, _: f'{v:.0e}'.replace('e+', 'e')))
     a1.xaxis.set_minor_formatter(plt.matplotlib.ticker.NullFormatter())
-    a1.legend(fontsize=9, loc='upper left', ncol=2)
+    a1.legend(fontsize=9, loc='upper center', bbox_to_anchor=(0.5, -0.2), ncol=4, frameon=False)  # below: no point hidden
     paired = paired_differences(res, arms=arms)
     by = {(r['arm'], r['seed']): r['accuracy'] for r in res}
     for k, p in enumerate(paired):
@@ -278,14 +278,15 @@ def plot_comparison(res,       # run summaries, as `compare` returns them
     a2.axvline(0, color='gray', lw=0.8)
     a2.set(yticks=range(len(paired)), yticklabels=[p['arm'] for p in paired], ylim=(len(paired) - 0.5, -0.5),
            xlabel='accuracy points: similarity minus the arm',
-           title=f'Paired by seed\n({what})')
+           title='Paired by seed')
     for i, arm in enumerate(arms):
         ys = [r['mean_abs'] for r in res if r['arm'] == arm]
         _seeds_and_mean(a3, [i + 0.08 * (j - (len(ys) - 1) / 2) for j in range(len(ys))], ys,
                         ARM_COLOURS.get(arm, f'C{i}'), arm)
     a3.set(xticks=range(len(arms)), ylim=(0, None), ylabel='mean |cos| between neurons',
-           title=f'Redundancy at the end\n({what})')
+           title='Redundancy at the end')
     a3.set_xticklabels(arms, rotation=35, ha='right')
+    fig.suptitle(f'{what} ({len(arms)} arms)', fontsize=10)
     fig.tight_layout()
     return fig
 
