@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The prepared GPU check, one device call of under 8 minutes: tests/test_gpu.py, then the benches that say what growth
+# and the similarity constraint cost on the user's GPU, into one results file per device, bench/results/gpu_check_<DEVICE>.txt
+# (and $OUT/, which a device call brings back).
+#
+# On a lent GPU machine (its image has PyTorch but not fastai; no network): first, here, `bash bench/gpu_wheels.sh`
+# (wheels into .whl/, the CIFAR-10 subset into .data/), then one device call:
+#     run(command="bash bench/gpu_check.sh", carry=[".whl", ".data"], timeout_s=540)
+# Here, with no GPU, the same script's dry run (small sizes, the GPU tests skipped):
+#     bash bench/gpu_check.sh --device cpu
+set -uo pipefail
+cd "$(dirname "$0")/.."
+DEV=cuda; [ "${1:-}" = "--device" ] && DEV=${2:-cuda}
+PY=python3; [ -x .venv/bin/python ] && [ "$DEV" = cpu ] && PY=.venv/bin/python
+SMALL=$([ "$DEV" = cpu ] && echo 1 || echo 0)
+ok() { echo "check: $*"; }
+fail() { echo "check failed: $*"; exit 2; }
+
+# what it needs, one line each, before any work
+if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH} && ok "wheels from .whl installed in /tmp/site" \
+    || fail "the wheels in .whl would not install (run bash bench/gpu_wheels.sh here again)"
+else export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}; ok "no .whl: the packages must be installed already"; fi
+$PY -c "import torch" 2>/dev/null && ok "torch $($PY -c 'import torch; print(torch.__version__)')" || fail "no torch in $PY"
+if [ "$DEV" != cpu ]; then
+  $PY -c "import torch, sys; sys.exit(not torch.cuda.is_available())" && ok "GPU: $($PY -c 'import torch; print(torch.cuda.get_device_name())')" \
+    || fail "torch sees no CUDA GPU; on a machine without one use --device cpu"
+fi
+$PY -c "import warnings; warnings.filterwarnings('ignore'); import gdnn_nb.callback, gdnn_nb.merge" 2>/dev/null && ok "gdnn_nb imports" \
+  || fail "gdnn_nb does not import: a package is missing (bash bench/gpu_wheels.sh lists what to carry)"
+for f in "${GDNN_CIFAR_NPZ:-}" .data/cifar10_subset.npz ../shared/data/cifar10_subset.npz; do
+  [ -n "$f" ] && [ -f "$f" ] && export GDNN_CIFAR_NPZ=$f && break
+done
+[ -n "${GDNN_CIFAR_NPZ:-}" ] && [ -f "$GDNN_CIFAR_NPZ" ] && ok "CIFAR-10 subset: $GDNN_CIFAR_NPZ" || { ok "no CIFAR-10 subset: the CIFAR benches are left out"; GDNN_CIFAR_NPZ=; }
+
+NAME=$($PY -c "import torch; print(torch.cuda.get_device_name().split()[1].lower() if '$DEV' != 'cpu' else 'cpu')" 2>/dev/null)
+RES=bench/results/gpu_check_${NAME:-$DEV}.txt
+{
+  echo "# bash bench/gpu_check.sh --device $DEV, $(date +%Y-%m-%d), $($PY -c "import torch; print(torch.cuda.get_device_name() if '$DEV' != 'cpu' else 'CPU', torch.__version__)")"
+  step() { local limit=$1; shift; echo; echo "== $*"; t0=$(date +%s)
+           timeout "$limit" "$@" 2>&1 | grep -v "Warning\|warnings.warn\|warn(" ; echo "   ($(( $(date +%s) - t0 )) s, exit ${PIPESTATUS[0]})"; }
+  export PYTHONUNBUFFERED=1
+  step 180 $PY -m pytest -q -p no:cacheprovider tests/test_gpu.py
+  if [ "$SMALL" = 1 ]; then
+    step 120 $PY bench/similarity_bench.py --device $DEV --n 128 --d 576
+    step 120 $PY bench/constraint_bench.py --device $DEV --width 8 --quick --only steps --rounds 2
+    step 120 $PY bench/merge_bench.py --device $DEV --rounds 1
+    [ -n "$GDNN_CIFAR_NPZ" ] && step 180 $PY bench/callback_bench.py --device $DEV --only a --epochs-a 1 --repeats 1
+  else
+    step 60 $PY bench/similarity_bench.py --device $DEV
+    step 150 $PY bench/constraint_bench.py --device $DEV --quick
+    step 60 $PY bench/merge_bench.py --device $DEV --rounds 5
+    [ -n "$GDNN_CIFAR_NPZ" ] && step 150 $PY bench/callback_bench.py --device $DEV --only a --epochs-a 2 --repeats 3
+  fi
+} | tee "$RES"
+[ -n "${OUT:-}" ] && cp "$RES" "$OUT/"
+echo "wrote $RES"
