@@ -16,9 +16,14 @@
     resolves on a busy machine. Beside it, on each of those batches, the floor's products alone (`floor_products`:
     the same matrix products on the same weights, nothing else) are timed too, and their time is taken out of the
     fit's: the least the constraint could cost at this machine's matrix-product speed.
-Goals: (a) at most 10% on a CPU, 3% on a GPU; (b) under 1% of the fit; (d) at most 3% on a CPU.
+(e) what the user pays for the method: a --epochs-d epoch run growing 16 -> 32 at epochs 1, 2 and 3 with the
+    defaults (`similarity` and its constraint) against the same growth with `random` and no constraint, alternating
+    --repeats times: training images per second of each, their ratio, and the parts: candidate selection at the
+    growth steps (their time) and the constraint per batch (its calls and backward, timed as in (d)).
+Goals: (a) at most 10% on a CPU, 3% on a GPU; (b) under 1% of the fit; (d) at most 3% on a CPU; (e) on a GPU,
+similarity with its constraint at most 1.10 times random growth's time per image.
 
-    .venv/bin/python bench/callback_bench.py [--device cpu] [--repeats 2] [--seeds 1] [--only a|bc|d] [--epochs-d 5] [--sim-every 2]
+    .venv/bin/python bench/callback_bench.py [--device cpu] [--repeats 2] [--seeds 1] [--only a|bc|d|e] [--epochs-d 5] [--sim-every 2]
 """
 import argparse, statistics, time, warnings
 import torch
@@ -114,7 +119,7 @@ def main():
     p.add_argument('--lr', type=float, default=3e-3)
     p.add_argument('--epochs-d', type=int, default=5)
     p.add_argument('--sim-every', type=int, default=None, help="(d): GrowthCallback's sim_every (default: the library's)")
-    p.add_argument('--only', choices=('a', 'bc', 'd'), default=None, help='run only part (a), only parts (b) and (c), or only part (d)')
+    p.add_argument('--only', choices=('a', 'bc', 'd', 'e'), default=None, help='run only part (a), only parts (b) and (c), only part (d) or only part (e)')
     a = p.parse_args()
     npz = find_cifar_npz()
     if npz is None: raise SystemExit("the CIFAR-10 subset is missing: put it at ../shared/data/cifar10_subset.npz or set GDNN_CIFAR_NPZ")
@@ -127,6 +132,7 @@ def main():
     if a.only in (None, 'a'): part_a(a, dls, n)
     if a.only in (None, 'bc'): part_bc(a, dls)
     if a.only in (None, 'd'): part_d(a, dls)
+    if a.only in (None, 'e'): part_e(a, dls)
 
 
 def part_a(a, dls, n):
@@ -188,6 +194,30 @@ def part_d(a, dls):
               f"(goal: at most 3% on a CPU; {statistics.median(x for x, _ in own) / share:.2f}x its floor share)")
         print(f"    its floor's products alone, timed on the same weights in the same fits: {', '.join(f'{f:.2%}' for _, f in own)} "
               f"of each fit; the constraint took {', '.join(f'{x / f:.2f}' for x, f in own)}x their time")
+
+
+
+def part_e(a, dls):
+    print(f"\n(e) similarity with its constraint against random growth without it: growing 16 -> 32 at epochs 1, 2, 3 of "
+          f"{a.epochs_d}, {a.repeats} alternating repeats")
+    n = a.epochs_d * len(dls.train) * dls.train.bs
+    t = {'random, no constraint': [], 'similarity, constraint (defaults)': []}
+    parts = []
+    for r in range(a.repeats):
+        for name in t:
+            cb = (GrowthCallback(at=[1, 2, 3], target_width=32, strategy='random', sim_weight=0) if name.startswith('random')
+                  else with_constraint(Timed, at=[1, 2, 3], target_width=32))
+            learn, fit_t, _ = run(dls, 16, a.epochs_d, [cb], a.lr, r)
+            t[name].append(fit_t)
+            if not name.startswith('random'):
+                parts.append((sum(e['time'] for e in learn.growth.history) / fit_t, learn.growth.constrain.spent / fit_t))
+    for k, v in t.items(): print(f"    {k:36s} {n / statistics.median(v):8.1f} images/s   (fit times {', '.join(f'{x:.1f}' for x in v)} s)")
+    ratios = [s / r for s, r in zip(t['similarity, constraint (defaults)'], t['random, no constraint'])]
+    print(f"    similarity / random, time per image: {statistics.median(ratios):.2f}x (median of each pair's ratio: "
+          f"{', '.join(f'{x:.2f}' for x in ratios)}; goal on a GPU: at most 1.10x)")
+    print(f"    its parts, shares of the similarity fit: candidate selection at the growth steps "
+          f"{', '.join(f'{g:.2%}' for g, _ in parts)} (goal: under 1%); the constraint's calls and backward "
+          f"{', '.join(f'{c:.2%}' for _, c in parts)}" + ("" if dls.device.type == 'cpu' else " (on a GPU: its host time)"))
 
 
 if __name__ == '__main__':

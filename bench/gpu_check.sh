@@ -47,11 +47,13 @@ RES=bench/results/gpu_check_${NAME:-$DEV}.txt
     step 120 $PY bench/constraint_bench.py --device $DEV --width 8 --quick --only steps --rounds 2
     step 120 $PY bench/merge_bench.py --device $DEV --rounds 1
     [ -n "$GDNN_CIFAR_NPZ" ] && step 180 $PY bench/callback_bench.py --device $DEV --only a --epochs-a 1 --repeats 1
+    [ -n "$GDNN_CIFAR_NPZ" ] && step 240 $PY bench/callback_bench.py --device $DEV --only e --epochs-d 4 --repeats 1
   else
     step 60 $PY bench/similarity_bench.py --device $DEV
     step 150 $PY bench/constraint_bench.py --device $DEV --quick
     step 60 $PY bench/merge_bench.py --device $DEV --rounds 5
     [ -n "$GDNN_CIFAR_NPZ" ] && step 150 $PY bench/callback_bench.py --device $DEV --only a --epochs-a 2 --repeats 3
+    [ -n "$GDNN_CIFAR_NPZ" ] && step 150 $PY bench/callback_bench.py --device $DEV --only e --epochs-d 5 --repeats 3
   fi
 } | tee "$RES"
 [ -n "${OUT:-}" ] && cp "$RES" "$OUT/"
