@@ -381,7 +381,12 @@ def before_fit(self:GrowthCallback):
     # the schedule belongs to the fit that trains: not fine_tune's frozen warm-up
     if not _training_fit(self.learn) or getattr(self.learn, 'fine_tune_fit', None) == 1: return
     self.active, self._points = True, None
-    if self.constrain.weight and self.constrain not in self.learn.cbs: self.learn.add_cb(self.constrain)
+    # one constraint at a time: one that an earlier GrowthCallback added goes
+    for c in [c for c in self.learn.cbs if getattr(c, '_added_by_growth', False) and c is not self.constrain]:
+        self.learn.remove_cb(c)
+    if self.constrain.weight and self.constrain not in self.learn.cbs:
+        self.constrain._added_by_growth = True
+        self.learn.add_cb(self.constrain)
     if not self.groups():
         why = ("every group found was left out (see the warnings above)" if self.layers is None
                and growable_groups(self.model) else "no Conv2d or Linear feeds another one that "
@@ -421,10 +426,11 @@ def grow(self:Learner, by=0.3, strategy="similarity", layers:list|None=None, max
 
 # %% ../nbs/03_callback.ipynb #d68a8b51
 def _growth_key(learn):
-    ("What changes when `learn`'s model grows, cheap enough for every batch: the length of the "
-     "`GrowthCallback` history, or the parameter count without one (about 0.1 ms for a VGG-11)")
-    cb = getattr(learn, 'growth', None)
-    return len(cb.history) if isinstance(cb, GrowthCallback) else count_params(unwrap(learn.model))
+    ("What changes when `learn`'s model grows or shrinks, cheap enough for every batch: the lengths of the "
+     "`GrowthCallback` and `MergeCallback` histories, or the parameter count without a `GrowthCallback` "
+     "(about 0.1 ms for a VGG-11)")
+    cb, merged = getattr(learn, 'growth', None), getattr(getattr(learn, 'merge', None), 'history', ())
+    return (len(cb.history), len(merged)) if isinstance(cb, GrowthCallback) else count_params(unwrap(learn.model))
 
 class SimilarityStats(Callback):
     ("Mean |cos| and near-duplicate share of each growing layer's neurons, and the loss, "

@@ -102,6 +102,11 @@ def compare(
     if 'static-matched' in arms and not set(arms) & set(GROWING):
         raise ValueError(f"--arms: static-matched matches the training FLOPs of a growing arm; "
                          f"add one of {', '.join(GROWING)}")
+    epochs = kw.get('epochs') or inspect.signature(train_run).parameters['epochs'].default
+    late = [v for v in kw.get('grow_at') or [] if (v if isinstance(v, float) else v / epochs) >= MERGE_AT]
+    if 'similarity+merge' in arms and late:
+        raise ValueError(f"--arms: similarity+merge merges back at {MERGE_AT:.0%} of training, and the schedule grows "
+                         f"after that ({late}); leave the arm out, or grow earlier")
     out = Path(out); _writable(out/'runs')  # before training anything
     # after the growing run it is matched to
     order = sorted(arms, key=lambda a: a == 'static-matched')

@@ -124,6 +124,9 @@ def merge_to_widths(model,       # the network, changed in place
     for g in growable_groups(model):
         n, want = out_width(model.get_submodule(g.producer)), widths.get(g.producer)
         if want is None or n <= want: continue
+        if isinstance(model.get_submodule(g.norm) if g.norm else None, nn.GroupNorm):
+            raise ValueError(f"merge_to_widths: '{g.producer}' feeds GroupNorm '{g.norm}', whose groups merging would "
+                             "rearrange; leave it out of `widths`")
         plan = merge_plan(model, g, -1.0)[:n - want]
         if len(plan) < n - want:
             raise ValueError(f"merge_to_widths: '{g.producer}' has {n} neurons and pairs for {len(plan)} merges; "
@@ -152,7 +155,10 @@ class MergeCallback(Callback):
     def before_fit(self):
         # not in validate, get_preds or lr_find; the points once training starts, when a distributed fit has split
         # the training data among the processes
-        self._active, self._points = not (self.learn.lock.locked() or hasattr(self.learn, 'lr_finder')), None
+        # nor in fine_tune's frozen warm-up fit, as GrowthCallback
+        self._active = not (self.learn.lock.locked() or hasattr(self.learn, 'lr_finder')
+                            or getattr(self.learn, 'fine_tune_fit', None) == 1)
+        self._points = None
     def _maybe(self, it):
         if not self._active: return
         if self._points is None:
@@ -169,7 +175,8 @@ class MergeCallback(Callback):
         p0 = count_params(m)
         if self.target_params is not None: recs = merge_to(m, self.target_params, self.layers)
         elif self.target_widths is not None: recs = merge_to_widths(m, self.target_widths)
-        else: recs = [merge(m, g, self.threshold) for g in (growable_groups(m) if self.layers is None else self.layers)]
+        else: recs = [merge(m, g, self.threshold) for g in (growable_groups(m) if self.layers is None else self.layers)
+                      if not isinstance(m.get_submodule(_resolve(m, g).norm) if _resolve(m, g).norm else None, nn.GroupNorm)]
         if self.learn.opt is not None: resize_opt_state(self.learn.opt, recs)
         rewrap(self.learn)
         self.history.append(dict(epoch=getattr(self.learn, 'epoch', None), iter=it,

@@ -28,6 +28,7 @@ from fastcore.docments import docments
 from .distributed import rank0, unwrap
 from .callback import GrowthCallback, SIM_WEIGHT, growth_x, _growth_key
 from .merge import MergeCallback
+from .schedule import growth_points
 from .data import shapes_dls, cifar_dls, augmenter
 from .grow import growable_groups, match_widths, STRATEGIES
 from .models import vgg, resnet, count_params, count_flops
@@ -157,6 +158,8 @@ def train_run(
         strategy = STATIC
     settings = run_settings({k: v for k, v in locals().items()
                              if k not in ('strategy_opts', 'checkpoint')} | strategy_opts)
+    if merge_at and merge_width is None:
+        raise ValueError(f"merge_at={merge_at}: give merge_width too, the width to merge back to")
     if not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr={lr}; use a positive, finite learning rate such as 3e-3")
     torch.manual_seed(seed)
@@ -183,6 +186,7 @@ def train_run(
     _check_fits(learn.model, dls, model, data)
     # a growth point outside the fit: one line now, not a stopped fit later
     cb.points(epochs, len(dls.train))
+    if merge_at: growth_points(epochs, len(dls.train), merge_at)
     if fp16: learn.to_fp16()
     start = copy.deepcopy(learn.model).cpu()
     ck = RunCheckpoint(checkpoint, settings) if checkpoint else None

@@ -64,3 +64,16 @@ def test_bad_input_gets_one_line():
     with pytest.raises(ValueError, match="-1 is negative"): MergeCallback(at=[-1], threshold=0.9)
     with pytest.raises(ValueError, match="has no layer|no layer named|not a producer|no module"):
         merge(vgg(11, 4), 'features.99', 0.9)
+
+
+def test_training_flops_count_the_merge(tmp_path):
+    "TrainFlops sees a merge as it sees a growth step: the FLOPs after it are at the merged widths"
+    import sys
+    from pathlib import Path
+    from gdnn_nb.train import train_run
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]/'tools'))
+    from recount_flops import recount
+    _, _, s = train_run(width=4, epochs=4, strategy='similarity', target_width=10, grow_at=[1, 2], merge_at=[3],
+                        merge_width=8, n_train=128, n_test=32, progress=False, device='cpu')
+    assert s['params'] == count_params(vgg(11, 8))
+    assert s['train_flops'] == recount(s)  # replayed from the schedule: the last epoch at width 8, not 10
