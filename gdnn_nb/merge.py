@@ -83,6 +83,10 @@ def merge(model,          # the network, changed in place
     return rec
 
 # %% ../nbs/03c_merge.ipynb #162c0ac8
+def _group_normed(model, g):
+    "Whether group `g` feeds a GroupNorm, whose channel groups a merge would rearrange: such groups are not merged"
+    return g.norm is not None and isinstance(model.get_submodule(g.norm), nn.GroupNorm)
+
 def _neuron_params(model, g):
     "Parameters one neuron of group `g` holds: its producer row and bias, its norm channel, its consumer columns"
     P, Q = model.get_submodule(g.producer), model.get_submodule(g.consumer)
@@ -97,7 +101,7 @@ def merge_to(model,          # the network, changed in place
             ) -> list:
     "Merge the most similar neurons of all `layers` until `model` has at most `target_params` parameters"
     groups = growable_groups(model) if layers is None else [_resolve(model, l) for l in layers]
-    groups = [g for g in groups if not isinstance(model.get_submodule(g.norm) if g.norm else None, nn.GroupNorm)]
+    groups = [g for g in groups if not _group_normed(model, g)]
     recs = []
     for _ in range(20):  # each round takes what its estimate says; the widths of the next layers change too
         over = count_params(model) - target_params
@@ -124,7 +128,7 @@ def merge_to_widths(model,       # the network, changed in place
     for g in growable_groups(model):
         n, want = out_width(model.get_submodule(g.producer)), widths.get(g.producer)
         if want is None or n <= want: continue
-        if isinstance(model.get_submodule(g.norm) if g.norm else None, nn.GroupNorm):
+        if _group_normed(model, g):
             raise ValueError(f"merge_to_widths: '{g.producer}' feeds GroupNorm '{g.norm}', whose groups merging would "
                              "rearrange; leave it out of `widths`")
         plan = merge_plan(model, g, -1.0)[:n - want]
@@ -175,8 +179,9 @@ class MergeCallback(Callback):
         p0 = count_params(m)
         if self.target_params is not None: recs = merge_to(m, self.target_params, self.layers)
         elif self.target_widths is not None: recs = merge_to_widths(m, self.target_widths)
-        else: recs = [merge(m, g, self.threshold) for g in (growable_groups(m) if self.layers is None else self.layers)
-                      if not isinstance(m.get_submodule(_resolve(m, g).norm) if _resolve(m, g).norm else None, nn.GroupNorm)]
+        else:
+            groups = growable_groups(m) if self.layers is None else [_resolve(m, l) for l in self.layers]
+            recs = [merge(m, g, self.threshold) for g in groups if not _group_normed(m, g)]
         if self.learn.opt is not None: resize_opt_state(self.learn.opt, recs)
         rewrap(self.learn)
         self.history.append(dict(epoch=getattr(self.learn, 'epoch', None), iter=it,
