@@ -14,10 +14,12 @@
     batch for pairs='all' and pairs='new' (through ConstrainSimilarity.value, as its after_loss adds it: one
     SimilarityConstraint call for all layers: on a GPU a CUDA graph of the layers zero-padded into batches), on a
     GPU the same without the graph and the graph without the batches,
-    per layer (similarity_loss on each layer, as before SimilarityConstraint), and the constraint alone
-    (forward+backward into the weights). Steps alternate between the variants
-    in a shuffled order each round; the medians give the overhead, set beside the FLOP share.
-    Goal: overhead of pairs='all' at most 1.3x its floor share.
+    per layer (similarity_loss on each layer, as before SimilarityConstraint), the constraint alone
+    (forward+backward into the weights), and its floor kernels alone (`floor_products` on each layer's weights: the
+    same Gram products, no autograd). Steps alternate between the variants in a shuffled order each round; the medians
+    give the overhead, set beside the FLOP share.
+    Goal (METHOD.md section 4): the constraint alone at most 1.5x its floor kernels' time, pairs='all' and pairs='new',
+    each ratio the median over the rounds of the two measured in the same round.
 (4) Host work per call: what one call of the constraint costs the host, its kernels made nearly free (a VGG-11 of
     width 4, the CUDA graph's replay stood in by one that does nothing): the time it adds to a stand-in loss's
     forward and backward, against the least an autograd function with stored gradients for the same weights costs
@@ -161,6 +163,12 @@ def _grown(p):
     m = getattr(p, 'grown_mask', None)
     return m if m is not None and bool(m.any()) else None
 
+def floor_kernels(model, pairs):
+    "The constraint's floor on `model`'s producers as a function of nothing: `floor_products` on each layer's weights"
+    ws = [(neuron_weights(p).detach(), None if pairs == 'all' else int(m.sum()))
+          for p in callback_on(model, pairs).layers() if pairs == 'all' or (m := _grown(p)) is not None]
+    return lambda: [floor_products(w, k) for w, k in ws]
+
 def per_layer(model, pairs, f):
     "`per_layer_constraint` on the producers of `model`, as a function of nothing"
     ps = callback_on(model, pairs).layers()
@@ -190,20 +198,23 @@ def steps(a, device, model, flops, fl_all, fl_new, ktot):
     label = lambda c: f"pairs='{c}'" if c in ('all', 'new') else f"'{c.split()[0]}' {' '.join(c.split()[1:])}"
     cases = {'without': step} | {label(c): (lambda c: lambda: step(c))(c) for c in cons}
     cases |= {f"'{p}' alone": (lambda p: lambda: only(p))(p) for p in ('all', 'new')}
+    cases |= {f"'{p}' floor": floor_kernels(model, p) for p in ('all', 'new')}
     raw = interleaved(cases, a.rounds, device, inner=a.inner, raw=True)
     r = {k: statistics.median(v) for k, v in raw.items()}
     # overhead: median over rounds of each round's time over that round's step without the constraint
-    ovs = {k: statistics.median(x / b - ('alone' not in k) for x, b in zip(v, raw['without'])) for k, v in raw.items()}
+    alone = lambda k: k.endswith(('alone', 'floor'))
+    ovs = {k: statistics.median(x / b - (not alone(k)) for x, b in zip(v, raw['without'])) for k, v in raw.items()}
     base = r['without']
-    print("    overhead: median over the rounds of (time / time without in the same round) - 1; the constraint alone: time / time without")
-    print(f"    {'variant':16s} {'ms/step':>8s} {'overhead':>9s} {'floor share':>11s} {'overhead/floor':>15s}")
+    print("    overhead: median over the rounds of (time / time without in the same round) - 1; 'alone' and 'floor': time / time without")
+    print("    FLOP share: the floor's FLOPs over the step's; the last column, the overhead over that share")
+    print(f"    {'variant':16s} {'ms/step':>8s} {'overhead':>9s} {'FLOP share':>11s} {'/ FLOP share':>15s}")
     for k, v in r.items():
         fl = fl_all if 'all' in k else fl_new if 'new' in k else None
         tail = f" {ovs[k]:+9.1%} {fl/flops:11.1%} {ovs[k]/(fl/flops):15.2f}" if fl is not None else ''
         print(f"    {k:16s} {v*1e3:8.1f}{tail}")
-    ov, goal = ovs["pairs='all'"], 1.5 if device.type == 'cuda' else 1.3
-    print(f"    goal: pairs='all' on every batch at most {goal}x its floor share: {ov/(fl_all/flops):.2f}x "
-          f"({'met' if ov <= goal * fl_all / flops else 'NOT met'})")
+    vs = {p: statistics.median(x / f for x, f in zip(raw[f"'{p}' alone"], raw[f"'{p}' floor"])) for p in ('all', 'new')}
+    print(f"    goal: the constraint alone at most 1.5x its floor kernels' time (median of the ratio in each round): "
+          + ', '.join(f"pairs='{p}' {v:.2f}x ({'met' if v <= 1.5 else 'NOT met'})" for p, v in vs.items()))
     if ktot: print(f"    for scale: the VGG layers' bare-Gram kernels of (2) take {ktot['bare']/base:.1%} of a step, "
           f"the floor kernels {ktot['floor']/base:.1%}")
 

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The prepared GPU check, one device call of under 8 minutes: tests/test_gpu.py, then the benches that say what growth
-# and the similarity constraint cost on the user's GPU, into one results file per device, bench/results/gpu_check_<DEVICE>.txt
-# (and $OUT/, which a device call brings back).
+# The prepared GPU check, one device call of under 8 minutes: tests/test_gpu.py, every lesson top to bottom in a fresh
+# kernel as Colab runs it (tests/test_lessons.py, test mode, no ../shared), then the benches that say what growth and the
+# similarity constraint cost on the user's GPU, into one results file per device, bench/results/gpu_check_<DEVICE>.txt
+# (and $OUT/, which a device call brings back). Steps run in order of what the user meets first; each has its own limit,
+# and a step that would start past the check's deadline (GDNN_CHECK_SECONDS, 450 on a GPU) is left out, saying so.
 #
-# On a lent GPU machine (its image has PyTorch but not fastai; no network): first, here, `bash bench/gpu_wheels.sh`
-# (wheels into .whl/, the CIFAR-10 subset into .data/), then one device call:
+# On a lent GPU machine (its image has PyTorch but not fastai, nbdev or a Jupyter kernel; no network): first, here,
+#     .venv/bin/python bench/gpu_wheels.py
+# (wheels into .whl/, the CIFAR-10 subset into .data/, checked offline), then one device call:
 #     run(command="bash bench/gpu_check.sh", carry=[".whl", ".data"], timeout_s=540)
-# Here, with no GPU, the same script's dry run (small sizes, the GPU tests skipped):
+# Here, with no GPU, the same script's dry run (small sizes, two lessons, the GPU tests skipped):
 #     bash bench/gpu_check.sh --device cpu
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,10 +20,11 @@ ok() { echo "check: $*"; }
 fail() { echo "check failed: $*"; exit 2; }
 
 # what it needs, one line each, before any work
-if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
+if [ "$PY" = .venv/bin/python ]; then export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}; ok "the dry run uses .venv's packages (.whl is for the GPU machine's Python)"
+elif [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH} && ok "wheels from .whl installed in /tmp/site" \
-    || fail "the wheels in .whl would not install (run bash bench/gpu_wheels.sh here again)"
+    || fail "the wheels in .whl would not install (run .venv/bin/python bench/gpu_wheels.py here again)"
 else export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}; ok "no .whl: the packages must be installed already"; fi
 $PY -c "import torch" 2>/dev/null && ok "torch $($PY -c 'import torch; print(torch.__version__)')" || fail "no torch in $PY"
 if [ "$DEV" != cpu ]; then
@@ -28,32 +32,44 @@ if [ "$DEV" != cpu ]; then
     || fail "torch sees no CUDA GPU; on a machine without one use --device cpu"
 fi
 $PY -c "import warnings; warnings.filterwarnings('ignore'); import gdnn_nb.callback, gdnn_nb.merge" 2>/dev/null && ok "gdnn_nb imports" \
-  || fail "gdnn_nb does not import: a package is missing (bash bench/gpu_wheels.sh lists what to carry)"
+  || fail "gdnn_nb does not import: a package is missing (.venv/bin/python bench/gpu_wheels.py gathers what to carry)"
 for f in "${GDNN_CIFAR_NPZ:-}" .data/cifar10_subset.npz ../shared/data/cifar10_subset.npz; do
-  [ -n "$f" ] && [ -f "$f" ] && export GDNN_CIFAR_NPZ=$f && break
+  [ -n "$f" ] && [ -f "$f" ] && export GDNN_CIFAR_NPZ=$(realpath "$f") && break
 done
-[ -n "${GDNN_CIFAR_NPZ:-}" ] && [ -f "$GDNN_CIFAR_NPZ" ] && ok "CIFAR-10 subset: $GDNN_CIFAR_NPZ" || { ok "no CIFAR-10 subset: the CIFAR benches are left out"; GDNN_CIFAR_NPZ=; }
+[ -n "${GDNN_CIFAR_NPZ:-}" ] && [ -f "$GDNN_CIFAR_NPZ" ] && ok "CIFAR-10 subset: $GDNN_CIFAR_NPZ" \
+  || { ok "no CIFAR-10 subset: the CIFAR benches are left out, and the lessons that need CIFAR-10 fail (no network)"; GDNN_CIFAR_NPZ=; }
+LESSONS=1
+$PY -c "import nbclient, ipykernel, nbdev.showdoc" 2>/dev/null && ok "the lesson runner imports (nbclient, ipykernel, nbdev)" \
+  || { ok "the lesson runner does not import (nbclient, ipykernel, nbdev): the lessons are left out"; LESSONS=; }
 
 NAME=$($PY -c "import torch; print(torch.cuda.get_device_name().split()[1].lower() if '$DEV' != 'cpu' else 'cpu')" 2>/dev/null)
 RES=bench/results/gpu_check_${NAME:-$DEV}.txt
 {
-  echo "# bash bench/gpu_check.sh --device $DEV, $(date +%Y-%m-%d), $($PY -c "import torch; print(torch.cuda.get_device_name() if '$DEV' != 'cpu' else 'CPU', torch.__version__)")"
-  step() { local limit=$1; shift; echo; echo "== $*"; t0=$(date +%s)
+  echo "# bash bench/gpu_check.sh --device $DEV, $(date +%Y-%m-%d), $($PY -c "import torch; print(torch.cuda.get_device_name() if '$DEV' != 'cpu' else 'CPU', torch.__version__)")$([ "$SMALL" = 1 ] && echo ", $(nproc) cores: the dry run (small sizes, two lessons; the GPU tests skip)")"
+  T0=$(date +%s); DEADLINE=${GDNN_CHECK_SECONDS:-$([ "$SMALL" = 1 ] && echo 900 || echo 450)}
+  step() { local limit=$1; shift; echo; echo "== $*"; local left=$(( DEADLINE - $(date +%s) + T0 ))
+           if [ "$left" -lt 20 ]; then echo "   left out: the check's $DEADLINE s are spent"; return; fi
+           [ "$limit" -gt "$left" ] && limit=$left; local t0=$(date +%s)
            timeout "$limit" "$@" 2>&1 | grep -v "Warning\|warnings.warn\|warn(" ; echo "   ($(( $(date +%s) - t0 )) s, exit ${PIPESTATUS[0]})"; }
+  lesson_times() {  # the lessons' wall times, as the lesson test wrote them
+    [ -f "$GDNN_LESSON_TIMES" ] && $PY -c "import json; t = json.load(open('$GDNN_LESSON_TIMES')); print('   lessons, s:', ', '.join(f'{k[:-6]} {v}' for k, v in t.items()))"; }
+  export GDNN_LESSON_TIMES=/tmp/gdnn_lesson_times.json; rm -f $GDNN_LESSON_TIMES
   export PYTHONUNBUFFERED=1
-  step 180 $PY -m pytest -q -p no:cacheprovider tests/test_gpu.py
+  step 180 $PY -m pytest -q -p no:cacheprovider --disable-warnings tests/test_gpu.py
   if [ "$SMALL" = 1 ]; then
+    [ -n "$LESSONS" ] && GDNN_LESSONS_ONLY=00_similarity,03_callback step 240 $PY -m pytest -q -p no:cacheprovider --disable-warnings tests/test_lessons.py && lesson_times
+    [ -n "$GDNN_CIFAR_NPZ" ] && step 240 $PY bench/callback_bench.py --device $DEV --only e --epochs-d 4 --repeats 1
+    step 120 $PY bench/constraint_bench.py --device $DEV --width 8 --quick --only steps
     step 120 $PY bench/similarity_bench.py --device $DEV --n 128 --d 576
-    step 120 $PY bench/constraint_bench.py --device $DEV --width 8 --quick --only steps --rounds 2
     step 120 $PY bench/merge_bench.py --device $DEV --rounds 1
     [ -n "$GDNN_CIFAR_NPZ" ] && step 180 $PY bench/callback_bench.py --device $DEV --only a --epochs-a 1 --repeats 1
-    [ -n "$GDNN_CIFAR_NPZ" ] && step 240 $PY bench/callback_bench.py --device $DEV --only e --epochs-d 4 --repeats 1
   else
-    step 60 $PY bench/similarity_bench.py --device $DEV
-    step 150 $PY bench/constraint_bench.py --device $DEV --quick
-    step 60 $PY bench/merge_bench.py --device $DEV --rounds 5
-    [ -n "$GDNN_CIFAR_NPZ" ] && step 150 $PY bench/callback_bench.py --device $DEV --only a --epochs-a 2 --repeats 3
-    [ -n "$GDNN_CIFAR_NPZ" ] && step 150 $PY bench/callback_bench.py --device $DEV --only e --epochs-d 5 --repeats 3
+    [ -n "$LESSONS" ] && GDNN_LESSON_KERNELS=4 step 180 $PY -m pytest -q -p no:cacheprovider --disable-warnings tests/test_lessons.py && lesson_times
+    [ -n "$GDNN_CIFAR_NPZ" ] && step 90 $PY bench/callback_bench.py --device $DEV --only e --epochs-d 5 --repeats 3
+    step 120 $PY bench/constraint_bench.py --device $DEV --quick
+    step 45 $PY bench/similarity_bench.py --device $DEV
+    step 45 $PY bench/merge_bench.py --device $DEV --rounds 5
+    [ -n "$GDNN_CIFAR_NPZ" ] && step 60 $PY bench/callback_bench.py --device $DEV --only a --epochs-a 2 --repeats 3
   fi
 } | tee "$RES"
 [ -n "${OUT:-}" ] && cp "$RES" "$OUT/"

@@ -11,7 +11,8 @@ leaves them out. CIFAR-10 comes the way a user's does, through fastai's `untar_d
   download fails with the URL named instead of hanging;
 - elsewhere (GitHub's runners), fastai downloads CIFAR-10 into the user's FASTAI_HOME, once, as on Colab.
 
-Wall times go to `$GDNN_LESSON_TIMES` (JSON) when it is set; `GDNN_LESSONS_ONLY=04_data,index` runs only the lessons named."""
+Wall times go to `$GDNN_LESSON_TIMES` (JSON) when it is set; `GDNN_LESSONS_ONLY=04_data,index` runs only the lessons named;
+`GDNN_LESSON_KERNELS` kernels run at a time (default 2, this machine's cores; the GPU check runs 4)."""
 import json, os, re, shutil, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,6 +29,7 @@ NO_NETWORK = '''import socket
 def _no_network(*args, **kwargs): raise ConnectionError(f"the lesson test has no network: {args[1:] or args}")
 socket.socket.connect = socket.create_connection = socket.getaddrinfo = _no_network
 del socket, _no_network'''
+KERNELS = int(os.environ.get('GDNN_LESSON_KERNELS', 2))
 SKIP = re.compile(r'^#\|\s*(slow|notest|eval:\s*false)\s*$', re.M)
 TIMES = {}
 
@@ -73,10 +75,10 @@ def _run(nbs, name, offline):
 
 @pytest.fixture(scope='module')
 def ran(colab):
-    "Every lesson run once, two kernels at a time (the machine's two cores); the slowest first"
+    "Every lesson run once, `KERNELS` kernels at a time (default: the machine's two cores); the slowest first"
     nbs, offline = colab
     order = sorted(NOTEBOOKS, key=lambda n: n not in ('03_callback.ipynb', '04c_compare.ipynb'))
-    with ThreadPoolExecutor(2) as ex: res = dict(zip(order, ex.map(lambda n: _run(nbs, n, offline), order)))
+    with ThreadPoolExecutor(KERNELS) as ex: res = dict(zip(order, ex.map(lambda n: _run(nbs, n, offline), order)))
     TIMES.update({n: t for n, (t, _) in sorted(res.items())})
     return res
 
