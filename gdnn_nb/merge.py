@@ -120,17 +120,30 @@ def merge_to(model,          # the network, changed in place
                          f"{target_params:,}; the groups cannot lose more neurons")
     return recs
 
+def _check_widths(model, widths, who='merge_to_widths'):
+    ("Each name in `widths` a growable group's producer that feeds no GroupNorm, each width a whole number, 1 or "
+     "more: one line naming the first that is not, before anything is merged")
+    if not isinstance(widths, dict): raise ValueError(f"{who}: target_widths={widths!r}; pass a dict, producer name -> width")
+    groups = {g.producer: g for g in growable_groups(model)}
+    for name, w in widths.items():
+        if name not in groups:
+            raise ValueError(f"{who}: target_widths names '{name}', which is no growable group's producer; "
+                             f"the model's: {', '.join(groups)}")
+        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+            raise ValueError(f"{who}: target_widths['{name}']={w!r}; use a whole number of neurons, 1 or more")
+        if _group_normed(model, groups[name]):
+            raise ValueError(f"{who}: '{name}' feeds GroupNorm '{groups[name].norm}', whose groups merging would "
+                             "rearrange; leave it out of target_widths")
+
 def merge_to_widths(model,       # the network, changed in place
                     widths,      # producer name -> the width to merge it down to
                    ) -> list:
     "Merge the most similar neurons of each group named in `widths` until it has that many"
+    _check_widths(model, widths)
     recs = []
     for g in growable_groups(model):
         n, want = out_width(model.get_submodule(g.producer)), widths.get(g.producer)
         if want is None or n <= want: continue
-        if _group_normed(model, g):
-            raise ValueError(f"merge_to_widths: '{g.producer}' feeds GroupNorm '{g.norm}', whose groups merging would "
-                             "rearrange; leave it out of `widths`")
         plan = merge_plan(model, g, -1.0)[:n - want]
         if len(plan) < n - want:
             raise ValueError(f"merge_to_widths: '{g.producer}' has {n} neurons and pairs for {len(plan)} merges; "
@@ -151,9 +164,14 @@ class MergeCallback(Callback):
         unit='epoch',       # what ints in `at` count: 'epoch' or 'iter'
         layers=None,        # groups to merge; None: every growable group
     ):
-        self.at = check_schedule(at, None, unit, 1)
+        self.at = check_schedule(at, None, unit, 1, who='MergeCallback')
         if sum(v is not None for v in (target_params, target_widths, threshold)) != 1:
             raise ValueError("MergeCallback: give one of target_params, target_widths and threshold")
+        tp, th = target_params, threshold
+        if tp is not None and (isinstance(tp, bool) or not isinstance(tp, int) or tp < 1):
+            raise ValueError(f"MergeCallback: target_params={tp!r}; use a whole number of parameters, 1 or more")
+        if th is not None and (isinstance(th, bool) or not isinstance(th, (int, float)) or not -1 <= th <= 1):
+            raise ValueError(f"MergeCallback: threshold={th!r}; use a cosine, between -1 and 1")
         self.target_params, self.target_widths, self.threshold, self.unit, self.layers, self.history = \
             target_params, target_widths, threshold, unit, layers, []
     def before_fit(self):
@@ -163,11 +181,15 @@ class MergeCallback(Callback):
         self._active = not (self.learn.lock.locked() or hasattr(self.learn, 'lr_finder')
                             or getattr(self.learn, 'fine_tune_fit', None) == 1)
         self._points = None
+        if not self._active: return
+        m = unwrap(self.learn.model)  # the groups and widths named, checked before any training
+        for l in self.layers or []: _resolve(m, l)
+        if self.target_widths is not None: _check_widths(m, self.target_widths, 'MergeCallback')
     def _maybe(self, it):
         if not self._active: return
         if self._points is None:
-            self._points = [p for p in growth_points(self.n_epoch, len(self.dls.train), self.at, unit=self.unit)
-                            if p >= (self.epoch, 0)]
+            pts = growth_points(self.n_epoch, len(self.dls.train), self.at, unit=self.unit, who='MergeCallback')
+            self._points = [p for p in pts if p >= (self.epoch, 0)]
         if self._points and self._points[0] == (self.epoch, it):
             self._points.pop(0); self.merge_now(it)
     def before_train(self): self._maybe(0)

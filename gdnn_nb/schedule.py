@@ -16,24 +16,25 @@ from .models import count_params
 def check_schedule(at:list|None=None,     # epochs (ints) or fractions of training (floats)
                    every:int|None=None,  # grow every `every` epochs instead
                    unit='epoch',# what ints in `at` count: 'epoch' or 'iter'
-                   steps=3      # growth points when neither `at` nor `every` is given
+                   steps=3,     # growth points when neither `at` nor `every` is given
+                   who='GrowthCallback', # the caller, named in the errors
                   ) -> list|None:
     "`at` as a list (None stays None), once the four settings of a schedule are checked: one line naming a wrong one"
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
-        raise ValueError(f"GrowthCallback: every={every!r}; use a whole number of epochs, 1 or more")
-    if every is not None and at is not None: raise ValueError("GrowthCallback: give either at= or every=, not both")
-    if unit not in ('epoch', 'iter'): raise ValueError(f"GrowthCallback: unit={unit!r}; use 'epoch' or 'iter'")
+        raise ValueError(f"{who}: every={every!r}; use a whole number of epochs, 1 or more")
+    if every is not None and at is not None: raise ValueError(f"{who}: give either at= or every=, not both")
+    if unit not in ('epoch', 'iter'): raise ValueError(f"{who}: unit={unit!r}; use 'epoch' or 'iter'")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"GrowthCallback: steps={steps!r}; use a whole number of growth points, 1 or more")
+        raise ValueError(f"{who}: steps={steps!r}; use a whole number of growth points, 1 or more")
     if at is None: return None
     if not isinstance(at, (list, tuple)):
-        raise ValueError(f"GrowthCallback: at={at!r}; pass a list of epochs (ints) or fractions of training (floats)")
+        raise ValueError(f"{who}: at={at!r}; pass a list of epochs (ints) or fractions of training (floats)")
     for v in at:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ValueError(f"GrowthCallback: at={list(at)}: {v!r} is not a number")
-        if v < 0: raise ValueError(f"GrowthCallback: at={list(at)}: {v} is negative; epochs count from 0")
+            raise ValueError(f"{who}: at={list(at)}: {v!r} is not a number")
+        if v < 0: raise ValueError(f"{who}: at={list(at)}: {v} is negative; epochs count from 0")
         if isinstance(v, float) and v >= 1:
-            raise ValueError(f"GrowthCallback: at={list(at)}: {v} is a float >= 1; "
+            raise ValueError(f"{who}: at={list(at)}: {v} is a float >= 1; "
                              "fractions of training lie in (0, 1), epochs are ints")
     return list(at)
 
@@ -43,13 +44,14 @@ def growth_points(n_epoch,     # epochs of the fit
                   at:list|None=None,     # epochs (ints) or fractions of training (floats)
                   every:int|None=None,  # grow every `every` epochs instead
                   unit='epoch',# what ints in `at` count: 'epoch' or 'iter'
-                  steps=3      # growth points when neither `at` nor `every` is given
+                  steps=3,     # growth points when neither `at` nor `every` is given
+                  who='GrowthCallback', # the caller, named in the errors
                  ) -> list:
     "Growth points `(epoch, iter)` of a fit of `n_epoch` epochs of `n_iter` batches; ValueError for points outside it"
-    at, total = check_schedule(at, every, unit, steps), n_epoch * n_iter
+    at, total = check_schedule(at, every, unit, steps, who), n_epoch * n_iter
     if every is not None:
         pts = [(e, 0) for e in range(every, n_epoch, every)]
-        if not pts: raise ValueError(f"GrowthCallback: every={every} gives no growth point in a fit of {n_epoch} epochs")
+        if not pts: raise ValueError(f"{who}: every={every} gives no growth point in a fit of {n_epoch} epochs")
         return pts
     if at is None:
         return sorted({(max(1, round(i * n_epoch / (2 * steps))), 0) for i in range(1, steps + 1)} - {(0, 0)}) \
@@ -59,11 +61,11 @@ def growth_points(n_epoch,     # epochs of the fit
         if isinstance(v, float): it = round(v * total)
         elif unit == 'iter':
             if v >= total:
-                raise ValueError(f"GrowthCallback: at={at}: iteration {v} is beyond this fit of {total} iterations")
+                raise ValueError(f"{who}: at={at}: iteration {v} is beyond this fit of {total} iterations")
             it = v
         else:
             if v >= n_epoch:
-                raise ValueError(f"GrowthCallback: at={at}: epoch {v} is beyond this fit of {n_epoch} epochs "
+                raise ValueError(f"{who}: at={at}: epoch {v} is beyond this fit of {n_epoch} epochs "
                                  f"(0-{n_epoch - 1})")
             it = v * n_iter
         pts.add(divmod(it, n_iter))

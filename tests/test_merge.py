@@ -9,7 +9,7 @@ from fastai.optimizer import Adam as FastAdam
 from gdnn_nb.callback import GrowthCallback
 from gdnn_nb.data import shapes_dls
 from gdnn_nb.grow import grow_model, growable_groups, resize_opt_state
-from gdnn_nb.merge import merge, merge_plan, merge_to, MergeCallback
+from gdnn_nb.merge import merge, merge_plan, merge_to, merge_to_widths, MergeCallback
 from gdnn_nb.models import vgg, resnet, count_params, widths
 
 
@@ -64,6 +64,30 @@ def test_bad_input_gets_one_line():
     with pytest.raises(ValueError, match="-1 is negative"): MergeCallback(at=[-1], threshold=0.9)
     with pytest.raises(ValueError, match="has no layer|no layer named|not a producer|no module"):
         merge(vgg(11, 4), 'features.99', 0.9)
+    with pytest.raises(ValueError, match="MergeCallback: at=.*negative"): MergeCallback(at=[-1], threshold=0.9)
+    with pytest.raises(ValueError, match=r"MergeCallback: threshold=1.5; use a cosine, between -1 and 1"):
+        MergeCallback(at=[1], threshold=1.5)
+    with pytest.raises(ValueError, match=r"MergeCallback: target_params=0"): MergeCallback(at=[1], target_params=0)
+    m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                      nn.Conv2d(8, 8, 3, padding=1), nn.GroupNorm(4, 8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 64, 3))
+    with pytest.raises(ValueError, match="merge_to_widths: target_widths names 'conv9', which is no growable group's producer; the model's: 0, 3"):
+        merge_to_widths(m, {'conv9': 2})
+    with pytest.raises(ValueError, match="merge_to_widths: '3' feeds GroupNorm '4'"): merge_to_widths(m, {'0': 2, '3': 4})
+    assert m[0].out_channels == 8  # nothing merged before the error
+
+
+@pytest.mark.parametrize('kw, msg', [(dict(target_widths={'features.99': 2}), "MergeCallback: target_widths names 'features.99'"),
+                                     (dict(target_widths={'features.0': 0}), r"MergeCallback: target_widths\['features.0'\]=0"),
+                                     (dict(threshold=0.9, layers=['features.99']), "grow: model has no layer 'features.99'"),
+                                     (dict(target_params=100, at=[5]), "MergeCallback: at=.*epoch 5 is beyond this fit of 2 epochs")])
+def test_a_merge_the_model_cannot_take_stops_the_fit_before_its_first_batch(kw, msg):
+    "A name, width or point that cannot be merged is one line at the fit's start, not an error epochs later"
+    learn = Learner(shapes_dls(n_train=64, n_test=32, bs=32), vgg(11, 4), loss_func=CrossEntropyLossFlat(),
+                    cbs=MergeCallback(**({'at': [1]} | kw)))
+    with learn.no_bar(), learn.no_logging(), pytest.raises(ValueError, match=msg) as e:
+        learn.fit(2, 1e-3)
+    assert str(e.value).splitlines()[-1].strip().startswith(msg.split()[0])  # one line, under fastai's naming the event
+    assert learn.train_iter == 0
 
 
 def test_training_flops_count_the_merge(tmp_path):
