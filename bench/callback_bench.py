@@ -16,10 +16,13 @@
     resolves on a busy machine. Beside it, on each of those batches, the floor's products alone (`floor_products`:
     the same matrix products on the same weights, nothing else) are timed too, and their time is taken out of the
     fit's: the least the constraint could cost at this machine's matrix-product speed.
-(e) what the user pays for the method: a --epochs-d epoch run growing 16 -> 32 at epochs 1, 2 and 3 with the
-    defaults (`similarity` and its constraint) against the same growth with `random` and no constraint, alternating
-    --repeats times: training images per second of each, their ratio, and the parts: candidate selection at the
-    growth steps (their time) and the constraint per batch (its calls and backward, timed as in (d)).
+(e) what the user pays for the method, at the default settings: --epochs-d epoch runs growing at epochs 1, 2 and 3
+    with the defaults (`similarity` and its constraint) against the same growth with `random` and no constraint,
+    alternating --repeats times, for two networks: VGG-11 growing 16 -> 32, and the paper preset's first rounds
+    (`gdnn-compare --preset paper`: VGG-19 with 16 channels in every conv layer, +30% a step); in mixed precision
+    (`to_fp16`) on a GPU, as the preset runs there (--no-fp16: float32). Training images per second of each, their
+    ratio, and the parts: candidate selection at the growth steps (their time) and the constraint per batch (its
+    calls and backward, timed as in (d)).
 Goals: (a) at most 10% on a CPU, 3% on a GPU; (b) under 1% of the fit; (d) at most 3% on a CPU; (e) on a GPU,
 similarity with its constraint at most 1.10 times random growth's time per image.
 
@@ -35,6 +38,8 @@ from fastai.callback.core import Callback
 from constraint_bench import floor_flops, floor_products, per_layer_constraint, step_flops  # beside this script
 from gdnn_nb.data import cifar_dls, find_cifar_npz
 from gdnn_nb.models import vgg, count_params
+from gdnn_nb.train import build_model
+from gdnn_nb.compare import PAPER_GROWTH
 
 
 class PerLayerConstraint(ConstrainSimilarity):
@@ -96,9 +101,10 @@ def _count(p):
     return 0 if m is None else int(m.sum())
 
 
-def run(dls, width, epochs, cbs, lr, seed):
+def run(dls, width, epochs, cbs, lr, seed, model='vgg11', fp16=False):
     torch.manual_seed(seed)
-    learn = Learner(dls, vgg(11, width), loss_func=CrossEntropyLossFlat(), metrics=accuracy, cbs=cbs)
+    learn = Learner(dls, build_model(model, width), loss_func=CrossEntropyLossFlat(), metrics=accuracy, cbs=cbs)
+    if fp16: learn.to_fp16()
     with learn.no_bar(), learn.no_logging():
         t0 = time.perf_counter()
         learn.fit_one_cycle(epochs, lr)
@@ -119,6 +125,8 @@ def main():
     p.add_argument('--lr', type=float, default=3e-3)
     p.add_argument('--epochs-d', type=int, default=5)
     p.add_argument('--sim-every', type=int, default=None, help="(d): GrowthCallback's sim_every (default: the library's)")
+    p.add_argument('--fp16', action=argparse.BooleanOptionalAction, default=None,
+                   help='(e): mixed precision (default: on a GPU; fastai\'s to_fp16 needs one)')
     p.add_argument('--only', choices=('a', 'bc', 'd', 'e'), default=None, help='run only part (a), only parts (b) and (c), only part (d) or only part (e)')
     a = p.parse_args()
     npz = find_cifar_npz()
@@ -126,7 +134,7 @@ def main():
     device = torch.device(a.device) if a.device else default_device()
     dls = cifar_dls(path=npz, bs=a.bs, device=device)
     n = len(dls.train) * a.bs
-    print(f"CIFAR-10 subset ({len(dls.train.x)} train / {len(dls.valid.x)} test images), VGG-11, fit_one_cycle lr {a.lr}, bs {a.bs}, "
+    print(f"CIFAR-10 subset ({len(dls.train.x)} train / {len(dls.valid.x)} test images), VGG-11 unless a part names another, fit_one_cycle lr {a.lr}, bs {a.bs}, "
           f"device {device}{' ' + torch.cuda.get_device_name() if device.type == 'cuda' else f' ({torch.get_num_threads()} threads)'}")
 
     if a.only in (None, 'a'): part_a(a, dls, n)
@@ -198,26 +206,32 @@ def part_d(a, dls):
 
 
 def part_e(a, dls):
-    print(f"\n(e) similarity with its constraint against random growth without it: growing 16 -> 32 at epochs 1, 2, 3 of "
-          f"{a.epochs_d}, {a.repeats} alternating repeats")
+    fp16 = dls.device.type == 'cuda' if a.fp16 is None else a.fp16
+    if fp16 and dls.device.type != 'cuda': raise SystemExit("--fp16: mixed precision needs a CUDA GPU; drop --fp16")
     n = a.epochs_d * len(dls.train) * dls.train.bs
-    t = {'random, no constraint': [], 'similarity, constraint (defaults)': []}
-    parts = []
-    for r in range(a.repeats):
-        for name in t:
-            cb = (GrowthCallback(at=[1, 2, 3], target_width=32, strategy='random', sim_weight=0) if name.startswith('random')
-                  else with_constraint(Timed, at=[1, 2, 3], target_width=32))
-            learn, fit_t, _ = run(dls, 16, a.epochs_d, [cb], a.lr, r)
-            t[name].append(fit_t)
-            if not name.startswith('random'):
-                parts.append((sum(e['time'] for e in learn.growth.history) / fit_t, learn.growth.constrain.spent / fit_t))
-    for k, v in t.items(): print(f"    {k:36s} {n / statistics.median(v):8.1f} images/s   (fit times {', '.join(f'{x:.1f}' for x in v)} s)")
-    ratios = [s / r for s, r in zip(t['similarity, constraint (defaults)'], t['random, no constraint'])]
-    print(f"    similarity / random, time per image: {statistics.median(ratios):.2f}x (median of each pair's ratio: "
-          f"{', '.join(f'{x:.2f}' for x in ratios)}; goal on a GPU: at most 1.10x)")
-    print(f"    its parts, shares of the similarity fit: candidate selection at the growth steps "
-          f"{', '.join(f'{g:.2%}' for g, _ in parts)} (goal: under 1%); the constraint's calls and backward "
-          f"{', '.join(f'{c:.2%}' for _, c in parts)}" + ("" if dls.device.type == 'cpu' else " (on a GPU: its host time)"))
+    print(f"\n(e) similarity with its constraint against random growth without it, growing at epochs 1, 2, 3 of "
+          f"{a.epochs_d}, {a.repeats} alternating repeats, {'mixed precision (to_fp16)' if fp16 else 'float32'}")
+    for label, model, width, grow in (('VGG-11, 16 -> 32', 'vgg11', 16, dict(target_width=32)),
+                                      ("the paper preset's first rounds: VGG-19, 16 channels in every conv layer, +30% a step",
+                                       'vgg19u', 16, dict(by=round(PAPER_GROWTH - 1, 6)))):
+        print(f"  {label}")
+        t = {'random, no constraint': [], 'similarity, constraint (defaults)': []}
+        parts = []
+        for r in range(a.repeats):
+            for name in t:
+                cb = (GrowthCallback(at=[1, 2, 3], strategy='random', sim_weight=0, **grow) if name.startswith('random')
+                      else with_constraint(Timed, at=[1, 2, 3], **grow))
+                learn, fit_t, _ = run(dls, width, a.epochs_d, [cb], a.lr, r, model=model, fp16=fp16)
+                t[name].append(fit_t)
+                if not name.startswith('random'):
+                    parts.append((sum(e['time'] for e in learn.growth.history) / fit_t, learn.growth.constrain.spent / fit_t))
+        for k, v in t.items(): print(f"    {k:36s} {n / statistics.median(v):8.1f} images/s   (fit times {', '.join(f'{x:.1f}' for x in v)} s)")
+        ratios = [s / r for s, r in zip(t['similarity, constraint (defaults)'], t['random, no constraint'])]
+        print(f"    similarity / random, time per image: {statistics.median(ratios):.2f}x (median of each pair's ratio: "
+              f"{', '.join(f'{x:.2f}' for x in ratios)}; goal on a GPU: at most 1.10x)")
+        print(f"    its parts, shares of the similarity fit: candidate selection at the growth steps "
+              f"{', '.join(f'{g:.2%}' for g, _ in parts)} (goal: under 1%); the constraint's calls and backward "
+              f"{', '.join(f'{c:.2%}' for _, c in parts)}" + ("" if dls.device.type == 'cpu' else " (on a GPU: its host time)"))
 
 
 if __name__ == '__main__':

@@ -65,7 +65,7 @@ RES=bench/results/gpu_check_${NAME:-$DEV}.txt
     [ -n "$GDNN_CIFAR_NPZ" ] && step 180 $PY bench/callback_bench.py --device $DEV --only a --epochs-a 1 --repeats 1
   else
     [ -n "$LESSONS" ] && GDNN_LESSON_KERNELS=4 step 180 $PY -m pytest -q -p no:cacheprovider --disable-warnings tests/test_lessons.py && lesson_times
-    [ -n "$GDNN_CIFAR_NPZ" ] && step 90 $PY bench/callback_bench.py --device $DEV --only e --epochs-d 5 --repeats 3
+    [ -n "$GDNN_CIFAR_NPZ" ] && step 150 $PY bench/callback_bench.py --device $DEV --only e --epochs-d 5 --repeats 3
     step 120 $PY bench/constraint_bench.py --device $DEV --quick
     step 45 $PY bench/similarity_bench.py --device $DEV
     step 45 $PY bench/merge_bench.py --device $DEV --rounds 5
