@@ -308,7 +308,7 @@ class SimilarityConstraint:
 
     def __call__(self,
         layers,    # Conv2d or Linear layers, or weight tensors
-        new=None,  # with pairs='new': for each layer, None, the count of its newest neurons or a mask (ignored with 'all', as by `similarity_loss`)
+        new:list|None=None,  # with pairs='new': for each layer, None, the count of its newest neurons or a mask (ignored with 'all', as by `similarity_loss`)
     ):
         "The mean over those of `layers` that have a selected pair; None when none has one"
         if isinstance(layers, Tensor) or isinstance(getattr(layers, 'weight', None), Tensor):

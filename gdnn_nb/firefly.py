@@ -67,7 +67,7 @@ class Candidates(nn.Module):
                  v_init=0.1, # split directions start uniform in +-v_init
                  new_init=0.1, # new neurons' incoming weights start normal with this std
                  vni_init=0.01, # weights out of the new neurons start uniform in +-vni_init
-                 generator=None, # a `torch.Generator` for the draws
+                 generator:torch.Generator|None=None, # a `torch.Generator` for the draws
                  halves='before_pool'): # where a split's halves are averaged: 'before_pool', as
                                         # Firefly's code; 'consumer', as the grown network does
         super().__init__()
@@ -91,7 +91,9 @@ class Candidates(nn.Module):
             r = c.consumer.weight[0].numel() // c.width
             self.vni.append(draw((rows, K, r), 'u', vni_init))
 
-    def weights(self, probes=None):
+    def weights(self,
+                probes:list|None=None, # per group, (split, new) scales of each candidate's effect; None: no scaling
+               ):
         ("The weight of every producer and consumer in the network of all candidates, "
          "each candidate's effect scaled by its probe")
         out = {}

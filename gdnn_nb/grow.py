@@ -859,7 +859,7 @@ def _cut(p, data, dim, keep, rec):
 def shrink(model,       # the network, changed in place
            group,       # a producer's name, a `Group`, or a (producer, norm, consumer) tuple
            drop,        # indices of the neurons to remove
-           out_add=None # `[out, n, r]` added to the consumer's outgoing weights before the cut (None: nothing)
+           out_add:Tensor|None=None # `[out, n, r]` added to the consumer's outgoing weights before the cut (None: nothing)
           ) -> GrowthRecord:
     "Remove neurons `drop` from `group` of `model` in place: producer rows, norm channels, consumer columns"
     g = _resolve(model, group)

@@ -66,7 +66,7 @@ def merge_plan(model,           # the network
 def merge(model,          # the network, changed in place
           group,          # a producer's name, a `Group`, or a (producer, norm, consumer) tuple
           threshold=0.95, # merge pairs whose cosine is above this
-          plan=None,      # a `merge_plan` to apply instead
+          plan:list|None=None, # a `merge_plan` to apply instead
          ) -> GrowthRecord:
     ("Merge each redundant neuron of `group` into its most similar partner: its outgoing weights, times their "
      "scale, added to the partner's; then removed (`shrink`)")
@@ -97,7 +97,7 @@ def _neuron_params(model, g):
 
 def merge_to(model,          # the network, changed in place
              target_params,  # the most parameters the network keeps
-             layers=None,    # groups to merge (as for `grow_model`); None: every growable group
+             layers:list|None=None, # groups to merge (as for `grow_model`); None: every growable group
             ) -> list:
     "Merge the most similar neurons of all `layers` until `model` has at most `target_params` parameters"
     groups = growable_groups(model) if layers is None else [_resolve(model, l) for l in layers]
@@ -158,11 +158,11 @@ class MergeCallback(Callback):
     order = 11  # with GrowthCallback: before the batch, at the same points of the loop
     def __init__(self,
         at,                 # epochs (ints) or fractions of training (floats)
-        target_params=None, # merge down to this many parameters
-        target_widths=None, # or each producer (by name) down to this width
-        threshold=None,     # or merge every pair above this cosine
+        target_params:int|None=None, # merge down to this many parameters
+        target_widths:dict|None=None, # or each producer (by name) down to this width
+        threshold:float|None=None, # or merge every pair above this cosine
         unit='epoch',       # what ints in `at` count: 'epoch' or 'iter'
-        layers=None,        # groups to merge; None: every growable group
+        layers:list|None=None, # groups to merge; None: every growable group
     ):
         self.at = check_schedule(at, None, unit, 1, who='MergeCallback')
         if sum(v is not None for v in (target_params, target_widths, threshold)) != 1:

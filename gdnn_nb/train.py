@@ -71,6 +71,7 @@ class TrainFlops(Callback):
     ("Training FLOPs of a fit: `3 * count_flops(model)` for every training image, "
      "at the width the model has at that batch, and what growth strategies spent on candidates")
     order = GrowthCallback.order + 1
+    def __init__(self): super().__init__()  # no settings (and not the event functions fastai's `Callback` takes)
     def before_fit(self):
         self.flops, self.images, self._n, self._fwd = 0, 0, None, 0
         self._events = len(self._history())

@@ -62,7 +62,7 @@ def _data_uri(png): return 'data:image/png;base64,' + base64.b64encode(png).deco
 
 def static_explorer(frames,     # {(a value of each control, ...): (PNG bytes, caption HTML)}
                     controls,   # [(label, [(value, text shown), ...], 'select' or 'range')], one per key position
-                    start=None, # the key shown first; None: the first of `frames`
+                    start:tuple|None=None, # the key shown first; None: the first of `frames`
                    ) -> str:
     "An explorer that needs no kernel: HTML with its controls, every frame, and a script that shows the one selected"
     uid, start = f"gdnn-x{uuid.uuid4().hex[:10]}", start or next(iter(frames))

@@ -40,3 +40,12 @@ def test_stored_outputs_are_fit_for_a_reader(nb):
         t = text(o)
         assert not MACHINE.search(t), f"{nb.name}: cell {src!r} shows a machine path: {MACHINE.search(t).group()!r} in {t[:200]!r}"
         assert '0.00% [0/' not in t, f"{nb.name}: cell {src!r} stores a progress bar frozen at 0%"
+
+
+@pytest.mark.parametrize('nb', LESSONS, ids=lambda p: p.stem)
+def test_signatures_say_what_a_parameter_takes(nb):
+    "A signature on the page names the type a parameter takes, not `NoneType` for one whose default is None"
+    for c, o in outputs(nb):
+        if 'show_doc' in ''.join(c['source']):
+            m = re.search(r'\w+:NoneType=None', text(o))
+            assert not m, f"{nb.name}: {''.join(c['source']).strip()!r} shows {m.group()!r}: annotate it (`x:int|None=None`) and execute the lesson again"
