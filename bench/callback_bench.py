@@ -20,9 +20,9 @@
     with the defaults (`similarity` and its constraint) against the same growth with `random` and no constraint,
     alternating --repeats times, for two networks: VGG-11 growing 16 -> 32, and the paper preset's first rounds
     (`gdnn-compare --preset paper`: VGG-19 with 16 channels in every conv layer, +30% a step); in mixed precision
-    (`to_fp16`) on a GPU, as the preset runs there (--no-fp16: float32). Training images per second of each, their
-    ratio, and the parts: candidate selection at the growth steps (their time) and the constraint per batch (its
-    calls and backward, timed as in (d)).
+    (`to_fp16`) on a GPU, as the experiments lesson runs the preset there (--no-fp16: float32). Training images per
+    second of each, their ratio, and the parts: candidate selection at the growth steps (their time) and the
+    constraint per batch (its calls and backward, timed as in (d)).
 Goals: (a) at most 10% on a CPU, 3% on a GPU; (b) under 1% of the fit; (d) at most 3% on a CPU; (e) on a GPU,
 similarity with its constraint at most 1.10 times random growth's time per image.
 

@@ -8,18 +8,23 @@ Gathers, into two folders that git ignores (`.git/info/exclude`) and the device 
   packages' requirements; what the image holds, from the device tool's package list (`KINDS.md`);
 - `.data/`: the CIFAR-10 subset.
 
-Then it checks, offline, that every requirement of every carried wheel is met by a carried wheel or by the image, and
+Then it checks, offline, that every wheel installs on the machine's Python (its tags), that every requirement of every
+carried wheel is met by a carried wheel or by a package of the image (by name: the image's list has no versions), and
 that the call stays under the device call's limit (64 MiB with the repository). Run here, from the repository root:
 
     .venv/bin/python bench/gpu_wheels.py [--kinds ../.library/device/KINDS.md]
+
+On the GPU machine, `bench/gpu_check.sh` runs it with `--installed` once the wheels are in: the versions the carried
+wheels ask of the image's packages, checked against the versions there.
 """
 import argparse, re, shutil, subprocess, sys, tempfile, zipfile
 from email.parser import Parser
-from importlib.metadata import PackageNotFoundError, distribution
+from importlib.metadata import PackageNotFoundError, distribution, version
 from pathlib import Path
 import tomllib
 
 from packaging.requirements import Requirement
+from packaging.tags import compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +35,10 @@ NOT_IMPORTED = {'spacy': 'fastai.text'}
 MARKERS = dict(python_version='3.12', python_full_version='3.12.3', sys_platform='linux', platform_system='Linux',
                os_name='posix', platform_machine='x86_64', implementation_name='cpython',
                platform_python_implementation='CPython', extra='')
-PLATFORMS = ('manylinux_2_28_x86_64', 'manylinux_2_17_x86_64', 'manylinux2014_x86_64', 'any')
+# the glibc of the machine's Ubuntu (Python 3.12.3): 2.39; pip matches each manylinux_2_N exactly
+PLATFORMS = (*(f'manylinux_2_{n}_x86_64' for n in range(39, 4, -1)), 'manylinux2014_x86_64', 'manylinux2010_x86_64',
+             'manylinux1_x86_64', 'linux_x86_64')
+TAGS = {*cpython_tags((3, 12), platforms=PLATFORMS), *compatible_tags((3, 12), 'cp312', platforms=PLATFORMS)}
 LIMIT = 64 * 2**20
 
 
@@ -65,7 +73,7 @@ def download(name, version, dest):
     "A wheel of `name==version` for the machine's Python into `dest`; a package published only as source is built here"
     spec = f"{name}=={version}"
     cmd = [sys.executable, '-m', 'pip', 'download', '-q', '--no-deps', '--only-binary=:all:', '--python-version', '3.12',
-           '--implementation', 'cp', *[a for p in PLATFORMS for a in ('--platform', p)], '-d', str(dest), spec]
+           '--implementation', 'cp', *[a for p in (*PLATFORMS[:-1], 'any') for a in ('--platform', p)], '-d', str(dest), spec]
     if subprocess.run(cmd, capture_output=True).returncode:
         r = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '-w', str(dest), spec], capture_output=True, text=True)
         if r.returncode: sys.exit(f"gpu_wheels: no wheel of {spec} for Python 3.12 on Linux: {r.stderr.strip().splitlines()[-1:]}")
@@ -79,13 +87,14 @@ def wheel_requires(path):
 
 
 def check(whl, image):
-    "Every requirement of every wheel in `whl` met by one carried wheel or by the image: the unmet, one line each"
-    have = {}
+    ("Every wheel in `whl` for the machine's Python, and every requirement of every one met by one carried wheel or "
+     "by the image: what is not, one line each")
+    have, bad = {}, []
     for w in whl.glob('*.whl'):
-        n, v, *_ = parse_wheel_filename(w.name)
+        n, v, _, tags = parse_wheel_filename(w.name)
         if n in have: return [f"two wheels of {n}: {have[n]} and {v}; pip would stop the whole install"]
         have[n] = v
-    bad = []
+        if not tags & TAGS: bad.append(f"{w.name} is not for CPython 3.12 on Linux x86-64; pip would stop the whole install")
     for w in sorted(whl.glob('*.whl')):
         for r in map(Requirement, wheel_requires(w)):
             n = canonicalize_name(r.name)
@@ -93,6 +102,21 @@ def check(whl, image):
             if n not in have: bad.append(f"{w.name} needs {r}, which is neither carried nor in the image")
             elif not r.specifier.contains(have[n], prereleases=True): bad.append(f"{w.name} needs {r}, carried: {have[n]}")
     return bad
+
+
+def installed(whl):
+    ("On the GPU machine, once the wheels are in: each requirement of each carried wheel against the version installed, "
+     "for this Python; 1 and a line each for those not met")
+    bad = []
+    for w in sorted(whl.glob('*.whl')):
+        for r in map(Requirement, wheel_requires(w)):
+            if r.marker is not None and not r.marker.evaluate({'extra': ''}): continue
+            try: v = version(r.name)
+            except PackageNotFoundError: v = None
+            if v is None or not r.specifier.contains(v, prereleases=True):
+                bad.append(f"check: {w.name.split('-')[0]} needs {r}; this machine has {v or 'none'}")
+    print('\n'.join(bad) if bad else f"check: the {len(list(whl.glob('*.whl')))} carried wheels' requirements are met here")
+    return 1 if bad else 0
 
 
 def repo_bytes():
@@ -105,7 +129,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--kinds', default=str(ROOT.parent/'.library'/'device'/'KINDS.md'), help="the device tool's KINDS.md (the image's package list)")
     p.add_argument('--npz', default=None, help='the CIFAR-10 subset (default: as gdnn_nb.data finds it)')
+    p.add_argument('--installed', action='store_true', help='on the GPU machine: check the installed versions, nothing else')
     a = p.parse_args()
+    if a.installed: sys.exit(installed(ROOT/'.whl'))
     if not Path(a.kinds).is_file(): sys.exit(f"gpu_wheels: no {a.kinds}; pass the device tool's KINDS.md with --kinds")
     image = image_packages(a.kinds)
     deps = tomllib.loads((ROOT/'pyproject.toml').read_text())['project']['dependencies']

@@ -8,7 +8,7 @@ Docs: https://gdnn-nb.github.io/gdnn_nb/merge.html.md"""
 __all__ = ['neuron_vectors', 'merge_plan', 'merge', 'merge_to', 'merge_to_widths', 'MergeCallback']
 
 # %% ../nbs/03c_merge.ipynb #3bf8bfd6
-import time
+import numbers, time
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from fastai.callback.core import Callback
@@ -164,11 +164,16 @@ class MergeCallback(Callback):
         unit='epoch',       # what ints in `at` count: 'epoch' or 'iter'
         layers:list|None=None, # groups to merge; None: every growable group
     ):
+        if at is None: raise ValueError("MergeCallback: at=None; pass the epochs (ints) or fractions of training (floats) to merge at")
         self.at = check_schedule(at, None, unit, 1, who='MergeCallback')
         if sum(v is not None for v in (target_params, target_widths, threshold)) != 1:
             raise ValueError("MergeCallback: give one of target_params, target_widths and threshold")
+        if layers is not None and (isinstance(layers, str) or not isinstance(layers, (list, tuple))):
+            raise ValueError(f"MergeCallback: layers={layers!r}; pass a list of producer names (or groups)")
+        if layers is not None and target_widths is not None:
+            raise ValueError("MergeCallback: target_widths names its groups; give layers with target_params or threshold")
         tp, th = target_params, threshold
-        if tp is not None and (isinstance(tp, bool) or not isinstance(tp, int) or tp < 1):
+        if tp is not None and (isinstance(tp, bool) or not isinstance(tp, numbers.Integral) or tp < 1):
             raise ValueError(f"MergeCallback: target_params={tp!r}; use a whole number of parameters, 1 or more")
         if th is not None and (isinstance(th, bool) or not isinstance(th, (int, float)) or not -1 <= th <= 1):
             raise ValueError(f"MergeCallback: threshold={th!r}; use a cosine, between -1 and 1")
@@ -183,7 +188,9 @@ class MergeCallback(Callback):
         self._points = None
         if not self._active: return
         m = unwrap(self.learn.model)  # the groups and widths named, checked before any training
-        for l in self.layers or []: _resolve(m, l)
+        for l in self.layers or []:
+            try: _resolve(m, l)
+            except ValueError as e: raise ValueError(f"MergeCallback: layers: {str(e).removeprefix('grow: ')}") from None
         if self.target_widths is not None: _check_widths(m, self.target_widths, 'MergeCallback')
     def _maybe(self, it):
         if not self._active: return

@@ -11,9 +11,10 @@ leaves them out. CIFAR-10 comes the way a user's does, through fastai's `untar_d
   download fails with the URL named instead of hanging;
 - elsewhere (GitHub's runners), fastai downloads CIFAR-10 into the user's FASTAI_HOME, once, as on Colab.
 
-Wall times go to `$GDNN_LESSON_TIMES` (JSON) when it is set; `GDNN_LESSONS_ONLY=04_data,index` runs only the lessons named;
-`GDNN_LESSON_KERNELS` kernels run at a time (default 2, this machine's cores; the GPU check runs 4)."""
-import json, os, re, shutil, time
+Wall times go to `$GDNN_LESSON_TIMES` (JSON) when it is set, each as its lesson ends (with the error's last line when it
+failed), so that a run cut short still says how far it got; `GDNN_LESSONS_ONLY=04_data,index` runs only the lessons named;
+`GDNN_LESSON_KERNELS` kernels run at a time (default 2, this machine's cores; the GPU check runs 4), sharing the cores."""
+import json, os, re, shutil, threading, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,7 +32,7 @@ socket.socket.connect = socket.create_connection = socket.getaddrinfo = _no_netw
 del socket, _no_network'''
 KERNELS = int(os.environ.get('GDNN_LESSON_KERNELS', 2))
 SKIP = re.compile(r'^#\|\s*(slow|notest|eval:\s*false)\s*$', re.M)
-TIMES = {}
+TIMES, _LOCK = {}, threading.Lock()
 
 
 @pytest.fixture(scope='module')
@@ -40,8 +41,10 @@ def colab(tmp_path_factory):
     root = tmp_path_factory.mktemp('colab')
     shutil.copytree(ROOT/'nbs', root/'content'/'nbs', ignore=shutil.ignore_patterns('_proc', '.ipynb_checkpoints', 'runs'))
     home = root/'home'
-    # two kernels share the machine's two cores: with torch's default of a thread per core each, the test took 4 times as long
-    env = dict(IN_TEST='1', GDNN_CIFAR_NPZ=str(root/'no-subset.npz'), OMP_NUM_THREADS='1')
+    # the kernels share the machine's cores: with torch's default of a thread per core each, two kernels on two cores took
+    # 4 times as long
+    threads = str(max(1, (os.cpu_count() or KERNELS) // KERNELS))
+    env = dict(IN_TEST='1', GDNN_CIFAR_NPZ=str(root/'no-subset.npz'), OMP_NUM_THREADS=threads)
     old = {k: os.environ.get(k) for k in ('HOME', 'FASTAI_HOME', *env)}
     os.environ.update(HOME=str(home), FASTAI_HOME=str(home/'.fastai'))
     offline = make_cifar_home(home) is not None
@@ -58,7 +61,12 @@ def colab(tmp_path_factory):
             else: os.environ[k] = v
         from fastai.data.external import fastai_cfg
         fastai_cfg.cache_clear()
-        if os.environ.get('GDNN_LESSON_TIMES'): Path(os.environ['GDNN_LESSON_TIMES']).write_text(json.dumps(TIMES, indent=1))
+
+
+def _last_line(err):
+    "What an error says last (a failed cell's exception), short"
+    lines = str(err).strip().splitlines()
+    return lines[-1][:200] if lines else type(err).__name__
 
 
 def _run(nbs, name, offline):
@@ -66,11 +74,16 @@ def _run(nbs, name, offline):
     nb = nbformat.read(nbs/name, as_version=4)
     nb.cells = [c for c in nb.cells if not (c.cell_type == 'code' and SKIP.search(c.source))]
     if offline: nb.cells.insert(0, nbformat.v4.new_code_cell(NO_NETWORK))
-    t0 = time.perf_counter()
+    t0, err = time.perf_counter(), None
     try:  # the kernel inherits this process's environment (set by the fixture) and starts in the copy of nbs/
         NotebookClient(nb, timeout=1200, kernel_name='python3', resources={'metadata': {'path': str(nbs)}}).execute()
-        return round(time.perf_counter() - t0, 1), None
-    except Exception as e: return round(time.perf_counter() - t0, 1), e
+    except Exception as e: err = e
+    seconds = round(time.perf_counter() - t0, 1)
+    with _LOCK:
+        TIMES[name] = seconds if err is None else f"{seconds} (failed: {_last_line(err)})"
+        if os.environ.get('GDNN_LESSON_TIMES'):
+            Path(os.environ['GDNN_LESSON_TIMES']).write_text(json.dumps(dict(sorted(TIMES.items())), indent=1))
+    return seconds, err
 
 
 @pytest.fixture(scope='module')
@@ -78,9 +91,7 @@ def ran(colab):
     "Every lesson run once, `KERNELS` kernels at a time (default: the machine's two cores); the slowest first"
     nbs, offline = colab
     order = sorted(NOTEBOOKS, key=lambda n: n not in ('03_callback.ipynb', '04c_compare.ipynb'))
-    with ThreadPoolExecutor(KERNELS) as ex: res = dict(zip(order, ex.map(lambda n: _run(nbs, n, offline), order)))
-    TIMES.update({n: t for n, (t, _) in sorted(res.items())})
-    return res
+    with ThreadPoolExecutor(KERNELS) as ex: return dict(zip(order, ex.map(lambda n: _run(nbs, n, offline), order)))
 
 
 @pytest.mark.parametrize('name', NOTEBOOKS)

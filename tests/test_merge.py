@@ -1,6 +1,7 @@
 "Merging neurons (gdnn_nb.merge): the optimiser keeps the moments of the neurons that stay, and merging works inside fits"
 import warnings
 
+import numpy as np
 import pytest, torch, torch.nn as nn, torch.nn.functional as F
 from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
@@ -68,6 +69,12 @@ def test_bad_input_gets_one_line():
     with pytest.raises(ValueError, match=r"MergeCallback: threshold=1.5; use a cosine, between -1 and 1"):
         MergeCallback(at=[1], threshold=1.5)
     with pytest.raises(ValueError, match=r"MergeCallback: target_params=0"): MergeCallback(at=[1], target_params=0)
+    assert MergeCallback(at=[1], target_params=np.int64(1000)).target_params == 1000  # any whole number
+    with pytest.raises(ValueError, match="MergeCallback: at=None; pass the epochs"): MergeCallback(at=None, threshold=0.9)
+    with pytest.raises(ValueError, match="MergeCallback: layers='features.0'; pass a list"):
+        MergeCallback(at=[1], threshold=0.9, layers='features.0')
+    with pytest.raises(ValueError, match="target_widths names its groups; give layers with target_params or threshold"):
+        MergeCallback(at=[1], target_widths={'features.0': 2}, layers=['features.0'])
     m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
                       nn.Conv2d(8, 8, 3, padding=1), nn.GroupNorm(4, 8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 64, 3))
     with pytest.raises(ValueError, match="merge_to_widths: target_widths names 'conv9', which is no growable group's producer; the model's: 0, 3"):
@@ -78,7 +85,7 @@ def test_bad_input_gets_one_line():
 
 @pytest.mark.parametrize('kw, msg', [(dict(target_widths={'features.99': 2}), "MergeCallback: target_widths names 'features.99'"),
                                      (dict(target_widths={'features.0': 0}), r"MergeCallback: target_widths\['features.0'\]=0"),
-                                     (dict(threshold=0.9, layers=['features.99']), "grow: model has no layer 'features.99'"),
+                                     (dict(threshold=0.9, layers=['features.99']), "MergeCallback: layers: model has no layer 'features.99'"),
                                      (dict(target_params=100, at=[5]), "MergeCallback: at=.*epoch 5 is beyond this fit of 2 epochs")])
 def test_a_merge_the_model_cannot_take_stops_the_fit_before_its_first_batch(kw, msg):
     "A name, width or point that cannot be merged is one line at the fit's start, not an error epochs later"
