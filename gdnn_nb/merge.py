@@ -16,6 +16,7 @@ from .grow import (GrowContext, GrowthRecord, growable_groups, out_width, resize
                           _resolve)
 from .schedule import check_schedule, growth_points
 from .models import count_params
+from .similarity import similarity_values
 from .distributed import rewrap, unwrap
 
 # %% ../nbs/03c_merge.ipynb #4b60462b
@@ -45,20 +46,19 @@ def merge_plan(model,           # the network
               ) -> list:
     "`(gone, into, cos, scale)` for each neuron of `group` to merge: `gone`'s output is about `scale` times `into`'s"
     v = neuron_vectors(model, group)
-    norms = v.norm(dim=1)
-    C = F.normalize(v, dim=1) @ F.normalize(v, dim=1).T
-    i, j = torch.triu_indices(len(C), len(C), 1)
-    c = C[i, j]
-    order = (c > threshold).nonzero()[:, 0]
-    order = order[c[order].argsort(descending=True)]
+    c = similarity_values(v)  # the pairs (i < j) in `triu_indices` order
+    i, j = torch.triu_indices(len(v), len(v), 1)
+    above = (c > threshold).nonzero()[:, 0]
+    above = above[c[above].argsort(descending=True)]
+    # plain numbers from here: the loop below visits each candidate pair
+    norms = v.norm(dim=1).tolist()
     gone, kept, plan = set(), set(), []
-    for k in order.tolist():
-        a, b = int(i[k]), int(j[k])
+    for a, b, cos in zip(i[above].tolist(), j[above].tolist(), c[above].tolist()):
         if a in gone or b in gone: continue
         if norms[a] > norms[b]: a, b = b, a  # the smaller goes
         if a in kept: a, b = b, a
         if a in kept: continue
-        plan.append((a, b, float(c[k]), float(norms[a] / norms[b].clamp_min(1e-12))))
+        plan.append((a, b, cos, norms[a] / max(norms[b], 1e-12)))
         gone.add(a); kept.add(b)
     return plan
 
@@ -87,6 +87,11 @@ def _group_normed(model, g):
     "Whether group `g` feeds a GroupNorm, whose channel groups a merge would rearrange: such groups are not merged"
     return g.norm is not None and isinstance(model.get_submodule(g.norm), nn.GroupNorm)
 
+def _mergeable(model, layers=None):
+    "The groups of `layers` (None: every growable group) that a merge may shrink: those that feed no GroupNorm"
+    groups = growable_groups(model) if layers is None else [_resolve(model, l) for l in layers]
+    return [g for g in groups if not _group_normed(model, g)]
+
 def _neuron_params(model, g):
     "Parameters one neuron of group `g` holds: its producer row and bias, its norm channel, its consumer columns"
     P, Q = model.get_submodule(g.producer), model.get_submodule(g.consumer)
@@ -100,20 +105,20 @@ def merge_to(model,          # the network, changed in place
              layers:list|None=None, # groups to merge (as for `grow_model`); None: every growable group
             ) -> list:
     "Merge the most similar neurons of all `layers` until `model` has at most `target_params` parameters"
-    groups = growable_groups(model) if layers is None else [_resolve(model, l) for l in layers]
-    groups = [g for g in groups if not _group_normed(model, g)]
-    recs = []
+    groups, recs = _mergeable(model, layers), []
     for _ in range(20):  # each round takes what its estimate says; the widths of the next layers change too
         over = count_params(model) - target_params
         if over <= 0: return recs
-        cands = sorted(((p[2], i, p) for i, g in enumerate(groups) for p in merge_plan(model, g, -1.0)
-                        if out_width(model.get_submodule(g.producer)) > 1), key=lambda t: -t[0])
+        width = [out_width(model.get_submodule(g.producer)) for g in groups]
+        per = [_neuron_params(model, g) for g in groups]
+        cands = sorted(((p[2], i, p) for i, g in enumerate(groups) if width[i] > 1
+                        for p in merge_plan(model, g, -1.0)), key=lambda t: -t[0])
         if not cands: break
         chosen = {}
         for c, i, p in cands:
             if over <= 0: break
-            if len(chosen.get(i, [])) + 1 >= out_width(model.get_submodule(groups[i].producer)): continue
-            chosen.setdefault(i, []).append(p); over -= _neuron_params(model, groups[i])
+            if len(chosen.get(i, [])) + 1 >= width[i]: continue
+            chosen.setdefault(i, []).append(p); over -= per[i]
         recs += [merge(model, groups[i], plan=plan) for i, plan in chosen.items()]
     if count_params(model) > target_params:
         raise ValueError(f"merge_to: {count_params(model):,} parameters left, more than target_params="
@@ -188,9 +193,8 @@ class MergeCallback(Callback):
         self._points = None
         if not self._active: return
         m = unwrap(self.learn.model)  # the groups and widths named, checked before any training
-        for l in self.layers or []:
-            try: _resolve(m, l)
-            except ValueError as e: raise ValueError(f"MergeCallback: layers: {str(e).removeprefix('grow: ')}") from None
+        try: _mergeable(m, self.layers)
+        except ValueError as e: raise ValueError(f"MergeCallback: layers: {str(e).removeprefix('grow: ')}") from None
         if self.target_widths is not None: _check_widths(m, self.target_widths, 'MergeCallback')
     def _maybe(self, it):
         if not self._active: return
@@ -208,9 +212,7 @@ class MergeCallback(Callback):
         p0 = count_params(m)
         if self.target_params is not None: recs = merge_to(m, self.target_params, self.layers)
         elif self.target_widths is not None: recs = merge_to_widths(m, self.target_widths)
-        else:
-            groups = growable_groups(m) if self.layers is None else [_resolve(m, l) for l in self.layers]
-            recs = [merge(m, g, self.threshold) for g in groups if not _group_normed(m, g)]
+        else: recs = [merge(m, g, self.threshold) for g in _mergeable(m, self.layers)]
         if self.learn.opt is not None: resize_opt_state(self.learn.opt, recs)
         rewrap(self.learn)
         self.history.append(dict(epoch=getattr(self.learn, 'epoch', None), iter=it,
