@@ -1,36 +1,42 @@
-"""Run the 2-process distributed growth check (tests/ddp_worker.py --quick: a VGG-11 growing with firefly mid-epoch and
-at an epoch start, CPU, gloo) N times in a row, with no retry, and count how each run ended. A rank that exits still in
-its process group can abort after the fit (SIGABRT, 'terminate called without an active exception').
+"""How often a 2-process CPU (gloo) run aborts as it exits (SIGABRT, 'terminate called without an active exception'),
+with gdnn_nb's exit handler and without it, the modes interleaved in one run (these machines are noisy).
 
-    .venv/bin/python bench/ddp_repeat.py [N] [--stay]
+    .venv/bin/python bench/ddp_repeat.py [N] [--worker] [--busy]
 
-N: runs (default 20). --stay: the same runs with `gdnn_nb.distributed.leave_process_group` unregistered, so each rank
-exits still in its process group, as it did before that handler existed.
+N: runs of each mode (default 30) of bench/ddp_exit.py: 'handler' (gdnn_nb.distributed.leave_process_group), 'destroy'
+(only destroy_process_group at exit) and 'none' (no exit handler). --worker: N runs of the distributed growth check
+itself (tests/ddp_worker.py, all fits, about 20 s each), with the handler, no retry. --busy: a busy loop on every core
+meanwhile, as on a loaded machine (the ranks' threads then wait longer for a core).
 """
-import subprocess, sys, tempfile, time
+import os, subprocess, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 args = [a for a in sys.argv[1:] if not a.startswith('--')]
-n, stay = int(args[0]) if args else 20, '--stay' in sys.argv
-# the worker, run with the exit handler removed
-STAY = ("import atexit, runpy, sys; import gdnn_nb.distributed as d; atexit.unregister(d.leave_process_group); "
-        "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
-counts, t0 = {'ok': 0, 'abort': 0, 'other': 0}, time.time()
-for i in range(1, n + 1):
-    out = Path(tempfile.mkdtemp())/'ddp.json'
-    worker = [str(ROOT/'tests'/'ddp_worker.py'), str(out), '--quick']
-    if stay:
-        stub = out.with_name('stay.py'); stub.write_text(STAY)
-        worker = [str(stub)] + worker
+n, worker, busy = int(args[0]) if args else 30, '--worker' in sys.argv, '--busy' in sys.argv
+hogs = [subprocess.Popen([sys.executable, '-c', 'while True: pass']) for _ in range(os.cpu_count() if busy else 0)]
+
+def run(script, *a):
+    "'ok', 'abort' or 'other' for one torchrun of `script` on 2 processes"
     r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
-                        *worker],
-                       capture_output=True, text=True, timeout=600)
-    kind = ('ok' if r.returncode == 0 and out.exists() else
-            'abort' if 'terminate called without an active exception' in r.stderr else 'other')
-    counts[kind] += 1
-    print(f"run {i:2d}: {kind} (exit {r.returncode})", flush=True)
+                        str(script), *a], capture_output=True, text=True, timeout=600)
+    kind = 'ok' if r.returncode == 0 else 'abort' if 'terminate called without an active exception' in r.stderr else 'other'
     if kind == 'other': print(r.stderr[-1500:])
-print(f"{'exit handler removed: ' if stay else ''}{n} runs in {time.time() - t0:.0f} s: {counts['ok']} ok, {counts['abort']} aborted (SIGABRT), "
-      f"{counts['other']} failed otherwise")
-sys.exit(0 if counts['ok'] == n else 1)
+    return kind
+
+modes = ['handler'] if worker else ['handler', 'destroy', 'none']
+counts, t0 = {m: {'ok': 0, 'abort': 0, 'other': 0} for m in modes}, time.time()
+for i in range(1, n + 1):
+    for m in modes:
+        if worker:
+            out = Path(tempfile.mkdtemp())/'ddp.json'
+            kind = run(ROOT/'tests'/'ddp_worker.py', str(out))
+            if kind == 'ok' and not out.exists(): kind = 'other'
+        else: kind = run(ROOT/'bench'/'ddp_exit.py', m)
+        counts[m][kind] += 1
+    print(f"run {i:2d}: " + ', '.join(f"{m} {counts[m]['abort']} aborted" for m in modes), flush=True)
+for h in hogs: h.kill()
+what = 'tests/ddp_worker.py' if worker else 'bench/ddp_exit.py'
+print(f"{what}, {n} runs of each mode{f', a busy loop on each of {len(hogs)} cores' if busy else ''}, {time.time() - t0:.0f} s:")
+for m, c in counts.items(): print(f"  {m:8s} {c['ok']:3d} ok, {c['abort']:3d} aborted (SIGABRT), {c['other']} failed otherwise")
+sys.exit(0 if counts['handler']['ok'] == n else 1)
