@@ -101,7 +101,8 @@ def _interrupt_after_first_epoch(args, cwd, ck):
 
 
 def test_ctrl_c_keeps_the_epochs_done_and_the_same_command_resumes(tmp_path):
-    args = ['--width', '4', '--epochs', '3', '--n-train', '512', '--n-test', '64', '--grow-at', '1,2',
+    # 4 epochs after the first: seconds for the Ctrl-C to arrive before the run ends
+    args = ['--width', '4', '--epochs', '5', '--n-train', '512', '--n-test', '64', '--grow-at', '1,2',
             '--device', 'cpu', '--name', 'r']
     run_dir = tmp_path/'runs'/'r'
     rc, out, err = _interrupt_after_first_epoch(args, tmp_path, run_dir/'checkpoint.pth')
@@ -114,9 +115,9 @@ def test_ctrl_c_keeps_the_epochs_done_and_the_same_command_resumes(tmp_path):
     assert 'resuming the unfinished run in runs/r' in r.stdout
     m = json.loads((run_dir/'metrics.json').read_text())
     h = json.loads((run_dir/'history.json').read_text())
-    assert [e['width'] for e in m['epochs_log']] == [4, 6, 9] and [e['epoch'] for e in h] == [1, 2]
-    assert m['train_images'] == 3 * 512 and not (run_dir/'checkpoint.pth').exists()
-    assert m['augmented_images'] >= 3 * 512
+    assert [e['width'] for e in m['epochs_log']] == [4, 6, 9, 9, 9] and [e['epoch'] for e in h] == [1, 2]
+    assert m['train_images'] == 5 * 512 and not (run_dir/'checkpoint.pth').exists()
+    assert m['augmented_images'] >= 5 * 512
     r = run('gdnn-train', *args, cwd=tmp_path)  # finished: the name is taken now
     assert r.returncode == 2 and 'already holds a run' in r.stderr
 

@@ -148,7 +148,9 @@ WHOLE = pytest.mark.skipif(not os.environ.get('GDNN_WHOLE_SUBSET'), reason="the 
 def test_download_path_offline_and_cached(fastai_cifar_home):
     h, cache = fastai_cifar_home, fastai_cifar_home.path.with_name('cifar10_arrays.npz')
     t0 = time.perf_counter(); dls = cifar_dls(bs=32); t1 = time.perf_counter()
-    dls2 = cifar_dls(bs=32); t2 = time.perf_counter()
+    # the second call reads the cache: decoding the folder again fails
+    with patch('gdnn_nb.data.read_folder', side_effect=AssertionError('the folder was decoded again')):
+        dls2 = cifar_dls(bs=32); t2 = time.perf_counter()
     first, second = t1 - t0, t2 - t1
     print(f"\ncifar_dls() on {h.n_train} + {h.n_test} PNGs: first call {first:.3f} s (decode, write the cache), second {second:.3f} s (cache)")
     assert dls.source == h.path and cache.exists()
@@ -157,7 +159,6 @@ def test_download_path_offline_and_cached(fastai_cifar_home):
     arrs, _ = read_folder(h.path)
     for k, dl in (('train', dls2.train), ('test', dls2.valid)):
         assert np.array_equal(dl.x.numpy(), arrs[f'x_{k}']) and np.array_equal(dl.y.numpy(), arrs[f'y_{k}'])
-    assert second < first / 2, (first, second)
 
 
 def test_lessons_download_when_there_is_no_subset(fastai_cifar_home, monkeypatch, tmp_path):

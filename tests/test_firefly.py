@@ -28,7 +28,7 @@ def test_the_candidate_phase_counts_in_the_training_flops(runs):
     assert f['train_images'] == r['train_images']
     steps = f['train_flops'] - sum(cand)
     assert 0 < steps < 3 * f['flops_per_image'] * f['train_images']  # its steps, at widths up to the final one
-    assert f['train_flops'] > r['train_flops'] and f['growth_time'] > r['growth_time']
+    assert f['train_flops'] > r['train_flops']
 
 
 def test_one_budget_spent_unevenly(runs):
