@@ -1,6 +1,7 @@
 """One process of the exit race: run it under `torchrun --nproc_per_node 2` (CPU, gloo). Each rank wraps a layer in
-DDP once (a DDP wrapper keeps the process group alive after `destroy_process_group`), gathers Python objects from every
-rank 20 times, and exits at once, as the distributed growth check's ranks do after their last comparison.
+DDP once and drops it (what DDP's construction leaves behind, reference cycles and references to the group, keeps the
+group and its gloo threads alive after `destroy_process_group`), gathers Python objects from every rank 20 times, and
+exits at once, as the distributed growth check's ranks do after their last comparison.
 
     torchrun --standalone --nproc_per_node 2 bench/ddp_exit.py [handler|destroy|none]
 

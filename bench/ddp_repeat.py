@@ -26,17 +26,20 @@ def run(script, *a):
 
 modes = ['handler'] if worker else ['handler', 'destroy', 'none']
 counts, t0 = {m: {'ok': 0, 'abort': 0, 'other': 0} for m in modes}, time.time()
-for i in range(1, n + 1):
-    for m in modes:
-        if worker:
-            out = Path(tempfile.mkdtemp())/'ddp.json'
-            kind = run(ROOT/'tests'/'ddp_worker.py', str(out))
-            if kind == 'ok' and not out.exists(): kind = 'other'
-        else: kind = run(ROOT/'bench'/'ddp_exit.py', m)
-        counts[m][kind] += 1
-    print(f"run {i:2d}: " + ', '.join(f"{m} {counts[m]['abort']} aborted" for m in modes), flush=True)
-for h in hogs: h.kill()
+try:
+    for i in range(1, n + 1):
+        for m in modes:
+            if worker:
+                out = Path(tempfile.mkdtemp())/'ddp.json'
+                kind = run(ROOT/'tests'/'ddp_worker.py', str(out))
+                if kind == 'ok' and not out.exists(): kind = 'other'
+            else: kind = run(ROOT/'bench'/'ddp_exit.py', m)
+            counts[m][kind] += 1
+        print(f"run {i:2d}: " + ', '.join(f"{m} {counts[m]['abort']} aborted" for m in modes), flush=True)
+finally:
+    for h in hogs: h.kill()
 what = 'tests/ddp_worker.py' if worker else 'bench/ddp_exit.py'
-print(f"{what}, {n} runs of each mode{f', a busy loop on each of {len(hogs)} cores' if busy else ''}, {time.time() - t0:.0f} s:")
+runs = f"{n} runs" if worker else f"{n} runs of each mode"
+print(f"{what}, {runs}{f', a busy loop on each of {len(hogs)} cores' if busy else ''}, {time.time() - t0:.0f} s:")
 for m, c in counts.items(): print(f"  {m:8s} {c['ok']:3d} ok, {c['abort']:3d} aborted (SIGABRT), {c['other']} failed otherwise")
 sys.exit(0 if counts['handler']['ok'] == n else 1)

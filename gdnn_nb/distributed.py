@@ -9,7 +9,7 @@ __all__ = ['unwrap', 'distributed_trainer', 'is_distributed', 'rank0', 'local_dl
            'replica_mismatches', 'leave_process_group']
 
 # %% ../nbs/03b_distributed.ipynb #a515809f
-import atexit, gc, os, time
+import atexit, gc, os, platform, time
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel, DataParallel
@@ -109,22 +109,43 @@ def replica_mismatches(learn):  # a fastai Learner; every rank must call this, a
     return sorted({n for b in found for n in b})
 
 # %% ../nbs/03b_distributed.ipynb #0b397360
-def _gloo_busy():
-    "Whether a gloo worker thread of this process may still need the interpreter's lock; None where `/proc` can't tell"
-    try:
-        calls = [open(f'/proc/self/task/{t}/syscall').read().split() for t in os.listdir('/proc/self/task')
-                 if open(f'/proc/self/task/{t}/comm').read().strip() == 'pt_gloo_runloop']
-    except OSError: return None
-    # idle: blocked in a wait with no deadline (the next work); running, preempted ('-1 sp pc') or a timed
-    # wait (the interpreter's lock) is busy
-    return any(len(c) < 5 or int(c[4], 16) != 0 for c in calls)
+_FUTEX = {'x86_64': 202, 'aarch64': 98}  # the futex system call's number
 
-@atexit.register  # fastai's `distrib_ctx` in a script leaves the group that accelerate made
+def _waits_for_work(syscall:str,  # a thread's line of /proc/self/task/<tid>/syscall
+                    futex:int|None=_FUTEX.get(platform.machine())):  # the futex system call's number here
+    "Whether the thread is blocked in futex with no deadline: a gloo worker thread waiting for work"
+    # 'running'; '-1 sp pc' (blocked outside a system call); or the call's number, its 6 arguments, sp and pc
+    f = syscall.split()
+    return len(f) == 9 and int(f[0]) == futex and int(f[4], 16) == 0  # a wait for the interpreter's lock has one
+
+def _gloo_idle():
+    "For each gloo worker thread of this process, whether it waits for work; None where `/proc` can't tell"
+    if platform.machine() not in _FUTEX: return None
+    try: tids = os.listdir('/proc/self/task')
+    except OSError: return None
+    idle = []
+    for t in tids:
+        try:
+            with open(f'/proc/self/task/{t}/comm', 'rb') as f:
+                if f.read().strip() != b'pt_gloo_runloop': continue
+            with open(f'/proc/self/task/{t}/syscall') as f: idle.append(_waits_for_work(f.read()))
+        except (FileNotFoundError, ProcessLookupError): continue  # the thread has ended
+        except OSError: return None
+    return idle
+
+@atexit.register  # a script's fastai `distrib_ctx` does not destroy the group accelerate made
 def leave_process_group(wait:float=2.):  # seconds at most to wait for gloo's worker threads
-    ("Destroy the default process group, if this process is in one, once gloo's worker threads are idle. "
+    ("Wait until gloo's worker threads wait for work, then destroy the default process group if this process is in one. "
      "Runs at exit: a gloo thread that frees a tensor while the interpreter shuts down aborts the process")
-    if not (dist.is_available() and dist.is_initialized()): return
-    end = time.monotonic() + wait
-    while (busy := _gloo_busy()) and time.monotonic() < end: time.sleep(1e-3)  # the lock is free meanwhile
-    if busy is None: time.sleep(0.1)
-    dist.destroy_process_group()
+    if not dist.is_available(): return
+    end, looks = time.monotonic() + wait, 0
+    # two looks in a row: a thread briefly blocked on a mutex shows no deadline either
+    while looks < 2 and time.monotonic() < end:
+        idle = _gloo_idle()
+        if idle is None:
+            if dist.is_initialized(): time.sleep(0.1)
+            break
+        if not idle: break  # no gloo worker threads
+        looks = looks + 1 if all(idle) else 0
+        time.sleep(1e-3)  # the interpreter's lock is free meanwhile
+    if dist.is_initialized(): dist.destroy_process_group()

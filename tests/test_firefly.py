@@ -1,4 +1,4 @@
-"""Firefly as a growth arm: its candidate phase is counted in the run's training FLOPs and time, it grows the layers
+"""Firefly as a growth arm: its candidate phase is counted in the run's training FLOPs, it grows the layers
 unevenly from one budget, and it works at any growth point of a fit with data the loader makes (MixUp never reaches it)."""
 import pytest
 import torch
