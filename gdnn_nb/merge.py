@@ -134,7 +134,7 @@ def _check_widths(model, widths, who='merge_to_widths'):
         if name not in groups:
             raise ValueError(f"{who}: target_widths names '{name}', which is no growable group's producer; "
                              f"the model's: {', '.join(groups)}")
-        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+        if isinstance(w, bool) or not isinstance(w, numbers.Integral) or w < 1:
             raise ValueError(f"{who}: target_widths['{name}']={w!r}; use a whole number of neurons, 1 or more")
         if _group_normed(model, groups[name]):
             raise ValueError(f"{who}: '{name}' feeds GroupNorm '{groups[name].norm}', whose groups merging would "
@@ -180,7 +180,7 @@ class MergeCallback(Callback):
         tp, th = target_params, threshold
         if tp is not None and (isinstance(tp, bool) or not isinstance(tp, numbers.Integral) or tp < 1):
             raise ValueError(f"MergeCallback: target_params={tp!r}; use a whole number of parameters, 1 or more")
-        if th is not None and (isinstance(th, bool) or not isinstance(th, (int, float)) or not -1 <= th <= 1):
+        if th is not None and (isinstance(th, bool) or not isinstance(th, numbers.Real) or not -1 <= th <= 1):
             raise ValueError(f"MergeCallback: threshold={th!r}; use a cosine, between -1 and 1")
         self.target_params, self.target_widths, self.threshold, self.unit, self.layers, self.history = \
             target_params, target_widths, threshold, unit, layers, []
